@@ -1,0 +1,45 @@
+//! `fleetctl`: the command line for Fleet — envelopes, benchmarks, and (as the project grows)
+//! the local fleet and dead-letter tooling.
+//!
+//! Exit codes: 0 success; 1 the command ran and found a problem (e.g. an invalid envelope);
+//! 2 usage error (bad flag or argument); 64 bad configuration value; 70 internal failure.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod envelope;
+
+/// Fleet's command line.
+#[derive(Debug, Parser)]
+#[command(name = "fleetctl", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate, convert and describe event envelopes.
+    #[command(subcommand)]
+    Envelope(envelope::EnvelopeCommand),
+    /// Run a benchmark and print its figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Envelope(cmd) => envelope::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("fleetctl: {err:#}");
+            ExitCode::from(70)
+        }
+    }
+}
