@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 mod bus;
+mod runtime;
 mod store;
 
 /// Benchmarks.
@@ -14,6 +15,8 @@ pub enum BenchCommand {
     Bus(bus::BusBenchArgs),
     /// Commit units of work (inbox row + idempotency key + outbox row) to a store backend.
     Store(store::StoreBenchArgs),
+    /// A no-op handler through the full worker pipeline on SQLite.
+    Runtime(runtime::RuntimeBenchArgs),
 }
 
 /// Runs one benchmark.
@@ -21,5 +24,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Bus(args) => bus::run(args),
         BenchCommand::Store(args) => store::run(args),
+        BenchCommand::Runtime(args) => runtime::run(args),
     }
 }
