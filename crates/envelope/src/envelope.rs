@@ -1,0 +1,206 @@
+//! The [`Envelope`] type: construction, encoding and typed access.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::EnvelopeError;
+use crate::event_type::EventType;
+use crate::ids::{derived_span_id, emitted_event_id};
+use crate::payload::Payload;
+
+/// One event in Fleet's canonical v1 envelope (DESIGN §3).
+///
+/// Build one with [`Envelope::new`] (a command from outside) or [`Envelope::caused`] (an event a
+/// worker emits); read one with [`Envelope::decode`]. A decoded envelope has passed every rule,
+/// including its payload's; [`Envelope::payload`] gives the typed `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Unique id; the inbox dedupes on it and it is the Service Bus `MessageId`.
+    pub event_id: Uuid,
+    /// Which catalog event this is; routes the message (Service Bus `Subject`).
+    pub event_type: EventType,
+    /// The payload's schema version.
+    pub event_version: u32,
+    /// URI reference of the producer, e.g. `/workers/runtime-deployment`.
+    pub source: String,
+    /// The tenant the event acts for; the tenant guard checks it owns `environment_id`.
+    pub tenant_id: String,
+    /// The environment the event concerns.
+    pub environment_id: String,
+    /// The entity, e.g. `services/svc-42`.
+    pub subject: Option<String>,
+    /// When it happened, UTC.
+    pub occurred_at: DateTime<Utc>,
+    /// W3C trace-id (32 lowercase hex), shared by everything the event causes.
+    pub trace_id: String,
+    /// W3C parent-id (16 lowercase hex) of the span that produced the event, when known.
+    pub span_id: Option<String>,
+    /// Copied unchanged into every event caused by this one.
+    pub correlation_id: String,
+    /// The `event_id` of the event that caused this one; absent for commands from outside.
+    pub causation_id: Option<Uuid>,
+    /// The payload object; typed view via [`Envelope::payload`].
+    pub data: Value,
+    /// Unknown top-level fields, kept so that forwarding an envelope loses nothing.
+    pub extensions: Map<String, Value>,
+}
+
+/// The names of the envelope's own top-level fields, in the order [`Envelope::encode`] writes them.
+pub const FIELD_NAMES: [&str; 13] = [
+    "eventId",
+    "eventType",
+    "eventVersion",
+    "source",
+    "tenantId",
+    "environmentId",
+    "subject",
+    "occurredAt",
+    "traceId",
+    "spanId",
+    "correlationId",
+    "causationId",
+    "data",
+];
+
+/// How `occurredAt` is written: RFC 3339, `Z`, as many fraction digits as needed (0, 3, 6 or 9).
+pub(crate) fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+impl Envelope {
+    /// A new command or event from outside the fleet: a fresh UUIDv7 `eventId` stamped from `now`,
+    /// no causation, the payload's type and version.
+    ///
+    /// Nothing is checked here; [`Envelope::validate`] checks before sending.
+    pub fn new(
+        payload: Payload,
+        tenant_id: impl Into<String>,
+        environment_id: impl Into<String>,
+        source: impl Into<String>,
+        correlation_id: impl Into<String>,
+        trace_id: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Envelope {
+        let secs = u64::try_from(now.timestamp()).unwrap_or(0);
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, now.timestamp_subsec_nanos());
+        Envelope {
+            event_id: Uuid::new_v7(ts),
+            event_type: payload.event_type(),
+            event_version: payload.event_version(),
+            source: source.into(),
+            tenant_id: tenant_id.into(),
+            environment_id: environment_id.into(),
+            subject: None,
+            occurred_at: now,
+            trace_id: trace_id.into(),
+            span_id: None,
+            correlation_id: correlation_id.into(),
+            causation_id: None,
+            data: payload.to_data(),
+            extensions: Map::new(),
+        }
+    }
+
+    /// The `ordinal`-th event `worker` emits while handling `self`: same tenant, environment,
+    /// trace and correlation; `causationId` = `self.event_id`; a deterministic `eventId`
+    /// ([`emitted_event_id`]) so a re-run emits the same ids; `source` = `/workers/<worker>`.
+    ///
+    /// `spanId` is left empty: the runtime sets the handler span's id with
+    /// [`Envelope::with_span_id`]. Extensions of the trigger are not inherited.
+    pub fn caused(
+        &self,
+        worker: &str,
+        ordinal: u32,
+        payload: Payload,
+        subject: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Envelope {
+        Envelope {
+            event_id: emitted_event_id(self.event_id, worker, ordinal),
+            event_type: payload.event_type(),
+            event_version: payload.event_version(),
+            source: format!("/workers/{worker}"),
+            tenant_id: self.tenant_id.clone(),
+            environment_id: self.environment_id.clone(),
+            subject,
+            occurred_at: now,
+            trace_id: self.trace_id.clone(),
+            span_id: None,
+            correlation_id: self.correlation_id.clone(),
+            causation_id: Some(self.event_id),
+            data: payload.to_data(),
+            extensions: Map::new(),
+        }
+    }
+
+    /// Sets `subject`.
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Envelope {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets `spanId` (16 lowercase hex).
+    pub fn with_span_id(mut self, span_id: impl Into<String>) -> Envelope {
+        self.span_id = Some(span_id.into());
+        self
+    }
+
+    /// Reads `data` as the typed payload of this envelope's type and version.
+    pub fn payload(&self) -> Result<Payload, EnvelopeError> {
+        Payload::from_data(self.event_type, self.event_version, &self.data)
+    }
+
+    /// The envelope as compact JSON: the fields in [`FIELD_NAMES`] order (absent optionals
+    /// omitted), then the extensions in their original order.
+    pub fn encode(&self) -> Vec<u8> {
+        // A map with string keys and a derived-free Serialize impl cannot fail to serialize.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Checks every rule an envelope must keep, exactly as [`Envelope::decode`] would on the
+    /// encoded bytes (including the size limit and duplicate keys between fields and extensions).
+    pub fn validate(&self) -> Result<(), EnvelopeError> {
+        Envelope::decode(&self.encode()).map(|_| ())
+    }
+
+    /// The W3C `traceparent` value: `00-<traceId>-<spanId>-01`, with the parent-id derived from
+    /// `eventId` ([`derived_span_id`]) when `spanId` is absent.
+    pub fn traceparent(&self) -> String {
+        let span = match &self.span_id {
+            Some(s) => s.clone(),
+            None => derived_span_id(self.event_id),
+        };
+        format!("00-{}-{span}-01", self.trace_id)
+    }
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(None)?;
+        m.serialize_entry("eventId", &self.event_id)?;
+        m.serialize_entry("eventType", self.event_type.as_str())?;
+        m.serialize_entry("eventVersion", &self.event_version)?;
+        m.serialize_entry("source", &self.source)?;
+        m.serialize_entry("tenantId", &self.tenant_id)?;
+        m.serialize_entry("environmentId", &self.environment_id)?;
+        if let Some(s) = &self.subject {
+            m.serialize_entry("subject", s)?;
+        }
+        m.serialize_entry("occurredAt", &format_time(&self.occurred_at))?;
+        m.serialize_entry("traceId", &self.trace_id)?;
+        if let Some(s) = &self.span_id {
+            m.serialize_entry("spanId", s)?;
+        }
+        m.serialize_entry("correlationId", &self.correlation_id)?;
+        if let Some(c) = &self.causation_id {
+            m.serialize_entry("causationId", c)?;
+        }
+        m.serialize_entry("data", &self.data)?;
+        for (k, v) in &self.extensions {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}

@@ -1,0 +1,199 @@
+//! Typed payloads: one struct per event type and version, and the [`Payload`] enum over them.
+//!
+//! Structs are named after their event type for version 1; a later version of a type gets a
+//! `…V2` struct and variant next to the v1 one, so old events stay readable.
+
+mod configuration;
+mod deployment;
+mod drift;
+mod health;
+mod inventory;
+mod secret;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use configuration::{ConfigurationPublished, ConfigurationSynced, SyncOutcome};
+pub use deployment::{
+    DeploymentOutcome, DeploymentReason, Platform, RuntimeDeploymentCompleted,
+    RuntimeDeploymentRequested,
+};
+pub use drift::{DesiredStateSource, DriftKind, FindingStatus, RuntimeDriftDetected};
+pub use health::{
+    HealthCheckCompleted, HealthStatus, MetricReading, ProbeKind, ProbeResult,
+    ScalingPolicyApplied, Window,
+};
+pub use inventory::{InventoryChange, ObservedRuntime, RuntimeInventoryUpdated};
+pub use secret::{RotationReason, SecretRotated, SecretRotationFailed, SecretRotationRequested};
+
+use crate::error::FieldError;
+use crate::event_type::EventType;
+use crate::parse::Path;
+use crate::schema;
+
+/// Rules a payload must keep that its JSON Schema cannot say (they relate two fields).
+/// They run after the schema check passed and name `data.<field>` paths.
+pub(crate) trait Rules {
+    /// Pushes one error per broken rule.
+    fn check(&self, _errors: &mut Vec<FieldError>) {}
+}
+
+macro_rules! catalog {
+    ($($name:ident),* $(,)?) => {
+        /// The typed `data` of an envelope: one variant per event type (and version).
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Payload {
+            $(
+                #[doc = concat!("`", stringify!($name), "` v1.")]
+                $name($name),
+            )*
+        }
+
+        impl Payload {
+            /// The event type this payload belongs to.
+            pub fn event_type(&self) -> EventType {
+                match self {
+                    $(Payload::$name(_) => EventType::$name,)*
+                }
+            }
+
+            /// The payload's schema version (the envelope's `eventVersion`).
+            pub fn event_version(&self) -> u32 {
+                match self {
+                    $(Payload::$name(_) => 1,)*
+                }
+            }
+
+            /// The payload as the envelope's `data` object.
+            pub fn to_data(&self) -> Value {
+                // Payload structs have string keys and no custom serializers, so this cannot fail.
+                let value = match self {
+                    $(Payload::$name(p) => serde_json::to_value(p),)*
+                };
+                value.unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
+            }
+
+            fn typed(event_type: EventType, data: &Value, errors: &mut Vec<FieldError>) -> Option<Payload> {
+                match event_type {
+                    $(EventType::$name => typed::<$name>(event_type, data, errors).map(Payload::$name),)*
+                }
+            }
+        }
+
+        $(
+            impl From<$name> for Payload {
+                fn from(p: $name) -> Payload {
+                    Payload::$name(p)
+                }
+            }
+        )*
+
+        /// The generated JSON Schema of `event_type`'s v1 payload.
+        pub(crate) fn payload_root_schema(event_type: EventType) -> schemars::Schema {
+            match event_type {
+                $(EventType::$name => schemars::schema_for!($name),)*
+            }
+        }
+    };
+}
+
+catalog!(
+    RuntimeDeploymentRequested,
+    RuntimeDeploymentCompleted,
+    HealthCheckCompleted,
+    ScalingPolicyApplied,
+    RuntimeDriftDetected,
+    ConfigurationPublished,
+    ConfigurationSynced,
+    SecretRotationRequested,
+    SecretRotated,
+    SecretRotationFailed,
+    RuntimeInventoryUpdated,
+);
+
+fn typed<T>(event_type: EventType, data: &Value, errors: &mut Vec<FieldError>) -> Option<T>
+where
+    T: for<'de> Deserialize<'de> + Rules,
+{
+    match T::deserialize(data) {
+        Ok(p) => {
+            p.check(errors);
+            Some(p)
+        }
+        Err(e) => {
+            // The schema check passed, so this is a gap between schema and type: still an error
+            // for the sender, never a panic.
+            errors.push(FieldError::new(
+                "data",
+                format!("does not match the {event_type} v1 payload: {e}"),
+            ));
+            None
+        }
+    }
+}
+
+impl Payload {
+    /// Reads `data` as the payload of `event_type` at `event_version`, reporting every broken rule
+    /// with a `data.<field>` path.
+    pub fn from_data(
+        event_type: EventType,
+        event_version: u32,
+        data: &Value,
+    ) -> Result<Payload, crate::EnvelopeError> {
+        let mut errors = Vec::new();
+        if !event_type.supports_version(event_version) {
+            let rule = unsupported_version(event_type, event_version);
+            return Err(crate::EnvelopeError::from_errors(
+                vec![FieldError::new("eventVersion", rule)],
+                1,
+            ));
+        }
+        match check_data(event_type, data, &mut errors) {
+            Some(p) if errors.is_empty() => Ok(p),
+            _ => Err(crate::EnvelopeError::from_errors(errors, 0)),
+        }
+    }
+}
+
+/// The rule text for a version the type does not have.
+pub(crate) fn unsupported_version(event_type: EventType, version: u32) -> String {
+    let supported: Vec<String> = event_type
+        .supported_versions()
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    format!(
+        "unsupported version {version} of {event_type} (supported: {})",
+        supported.join(", ")
+    )
+}
+
+/// Schema check, then typed read, then cross-field rules; all errors go to `errors`.
+pub(crate) fn check_data(
+    event_type: EventType,
+    data: &Value,
+    errors: &mut Vec<FieldError>,
+) -> Option<Payload> {
+    let before = errors.len();
+    if !data.is_object() {
+        errors.push(FieldError::new(
+            "data",
+            format!(
+                "must be a JSON object (got {})",
+                crate::rules::kind_of(data)
+            ),
+        ));
+        return None;
+    }
+    match schema::compiled(event_type) {
+        Ok(node) => schema::check::check(node, data, &Path::Key(&Path::Root, "data"), errors),
+        Err(e) => errors.push(FieldError::new(
+            "data",
+            format!("cannot check the {event_type} payload: {e}"),
+        )),
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Payload::typed(event_type, data, errors)
+}
