@@ -14,17 +14,21 @@
 
 mod compute;
 pub mod desired;
+pub mod drift;
 mod error;
 mod metrics;
 mod model;
+pub mod probe;
 mod vault;
 
 pub use compute::{Compute, ComputeSet};
-pub use desired::{DesiredSource, DesiredState};
+pub use desired::{DesiredSource, DesiredState, Limits, ManifestDir, PulumiExport};
+pub use drift::{DriftItem, DriftKind, diff};
 pub use error::{CloudError, CloudErrorKind};
 pub use metrics::{Aggregation, MetricPoint, MetricQuery, Metrics, names as metric_names};
 pub use model::{
     ObservedService, Operation, OperationKind, OperationStatus, PlatformKind, ProvisioningState,
     Scope, SecretBindingRef, ServiceEndpoints, ServiceSpec,
 };
+pub use probe::{HealthProber, ProbeConfig, ProbeResult, ProbeStatus};
 pub use vault::{SecretBundle, SecretValue, SecretVersionInfo, Vault};

@@ -29,3 +29,11 @@ pub trait DesiredState: Send + Sync {
     /// [`Transient`](crate::CloudErrorKind::Transient).
     async fn read(&self, scope: &Scope) -> Result<Vec<ServiceSpec>, CloudError>;
 }
+
+mod limits;
+pub mod manifest;
+pub mod pulumi;
+
+pub use limits::Limits;
+pub use manifest::ManifestDir;
+pub use pulumi::PulumiExport;
