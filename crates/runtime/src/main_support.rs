@@ -1,0 +1,1 @@
+//! Helpers that keep a worker's `main.rs` to a few lines.

@@ -1,0 +1,285 @@
+//! The consumer rules of one delivery, in order: decode, route, tenant guard, ordering key,
+//! dedupe, handle, commit. Settling and publishing happen in [`crate::settle`] afterwards.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use fleet_bus::ReceivedMessage;
+use fleet_envelope::{Envelope, EventType};
+use fleet_store::{StoreError, StoreErrorKind, UnitOfWork};
+use uuid::Uuid;
+
+use crate::context::{HandlerContext, Trigger};
+use crate::definition::TimerDef;
+use crate::disposition::DeadLetterReason;
+use crate::handler_error::HandlerErrorKind;
+use crate::outbox::outbox_message;
+use crate::shared::{Shared, WorkerStats};
+use crate::timer::TimerTick;
+use crate::verdict::Verdict;
+
+/// What the pipeline learnt about a delivery, for settling and telemetry.
+pub(crate) struct Processed {
+    pub(crate) verdict: Verdict,
+    pub(crate) envelope: Option<Arc<Envelope>>,
+    // True when the commit wrote outbox rows: the relay is woken after settling.
+    pub(crate) wrote_outbox: bool,
+}
+
+impl Processed {
+    fn verdict(verdict: Verdict, envelope: Option<Arc<Envelope>>) -> Self {
+        Processed {
+            verdict,
+            envelope,
+            wrote_outbox: false,
+        }
+    }
+}
+
+/// Whether a store error is worth retrying (backend unavailable, or an optimistic-concurrency
+/// conflict that a re-run with fresh reads resolves).
+pub(crate) fn store_error_is_transient(e: &StoreError) -> bool {
+    e.is_transient() || e.kind() == StoreErrorKind::Conflict
+}
+
+fn store_failure(stage: &str, e: &StoreError) -> Verdict {
+    let kind = if store_error_is_transient(e) {
+        HandlerErrorKind::Transient
+    } else {
+        HandlerErrorKind::Permanent
+    };
+    Verdict::Failed {
+        kind,
+        error: format!("{}: {stage}: {e}", kind.as_str()),
+    }
+}
+
+fn reject(reason: DeadLetterReason, description: String) -> Verdict {
+    Verdict::Rejected {
+        reason,
+        description,
+    }
+}
+
+/// Runs rules 1–6 (up to the commit) for one delivered message.
+pub(crate) async fn process_message<P: Send + Sync + 'static>(
+    s: &Shared<P>,
+    msg: &ReceivedMessage,
+) -> Processed {
+    let worker = s.def.name.clone();
+    // Rule 1: decode (size-bounded and validated by the envelope crate).
+    let env = match Envelope::decode_with_content_type(
+        &msg.message.body,
+        msg.message.content_type.as_deref(),
+    ) {
+        Ok(env) => Arc::new(env),
+        Err(e) => {
+            return Processed::verdict(
+                reject(DeadLetterReason::MalformedEnvelope, e.to_string()),
+                None,
+            );
+        }
+    };
+    fleet_telemetry::record_envelope(
+        &tracing::Span::current(),
+        &env.tenant_id,
+        &env.event_id.to_string(),
+        env.event_type.as_str(),
+        &env.correlation_id,
+    );
+    // Rule 2: route.
+    let Some(route) = s.def.routes.get(&(env.event_type, env.event_version)) else {
+        let description = format!(
+            "worker {worker} does not handle {} version {}",
+            env.event_type.as_str(),
+            env.event_version
+        );
+        return Processed::verdict(
+            reject(DeadLetterReason::UnsupportedEventType, description),
+            Some(env),
+        );
+    };
+    // Rule 3: tenant guard, before anything reads tenant data.
+    match s.store.tenant_binding(&env.environment_id).await {
+        Err(e) => return Processed::verdict(store_failure("tenant binding", &e), Some(env)),
+        Ok(None) => {
+            s.metrics
+                .tenant_rejected(&worker, DeadLetterReason::UnknownEnvironment.as_str());
+            tracing::warn!(environment_id = %env.environment_id, "no tenant binding for the environment");
+            let description = format!("environment {:?} has no tenant binding", env.environment_id);
+            return Processed::verdict(
+                reject(DeadLetterReason::UnknownEnvironment, description),
+                Some(env),
+            );
+        }
+        Ok(Some(binding)) if binding.tenant_id != env.tenant_id => {
+            s.metrics
+                .tenant_rejected(&worker, DeadLetterReason::TenantMismatch.as_str());
+            tracing::warn!(
+                security = true,
+                environment_id = %env.environment_id,
+                claimed_tenant = %env.tenant_id,
+                owning_tenant = %binding.tenant_id,
+                "tenant mismatch: the envelope's tenant does not own its environment"
+            );
+            let description = format!(
+                "tenant {:?} does not own environment {:?}",
+                env.tenant_id, env.environment_id
+            );
+            return Processed::verdict(
+                reject(DeadLetterReason::TenantMismatch, description),
+                Some(env),
+            );
+        }
+        Ok(Some(_)) => {}
+    }
+    // Rule 9: one run per ordering key at a time; taken before dedupe so a concurrent duplicate
+    // waits and then sees the first run's inbox row.
+    let key = (route.ordering_key)(&env);
+    let _key_guard = match &key {
+        Some(k) => Some(s.keys.acquire(k).await),
+        None => None,
+    };
+    // Rule 4: dedupe.
+    match s.store.inbox_contains(&worker, env.event_id).await {
+        Ok(true) => return Processed::verdict(Verdict::Done { dedupe: true }, Some(env)),
+        Ok(false) => {}
+        Err(e) => return Processed::verdict(store_failure("inbox", &e), Some(env)),
+    }
+    // Rule 5: handle.
+    let mut ctx = HandlerContext::new(
+        worker.clone(),
+        s.store.clone(),
+        s.clock.clone(),
+        s.ports.clone(),
+        Trigger::Message(env.clone()),
+        key,
+    );
+    let started = Instant::now();
+    let result = route.handler.handle(&env, &mut ctx).await;
+    s.metrics.observe_handler_latency(
+        &worker,
+        env.event_type.as_str(),
+        started.elapsed().as_secs_f64(),
+    );
+    if let Err(e) = result {
+        return Processed::verdict(
+            Verdict::Failed {
+                kind: e.kind(),
+                error: e.to_string(),
+            },
+            Some(env),
+        );
+    }
+    // Rule 6: one atomic commit of state, keys, inbox row and outbox rows.
+    let now = ctx.now();
+    let (mut unit, emitted) = ctx.into_parts();
+    let (verdict, wrote_outbox) = commit(s, &mut unit, env.event_id, &emitted, now).await;
+    if matches!(verdict, Verdict::Done { dedupe: false }) {
+        WorkerStats::bump(&s.stats.handled);
+        s.metrics.processed(&worker, env.event_type.as_str());
+    }
+    Processed {
+        verdict,
+        envelope: Some(env),
+        wrote_outbox,
+    }
+}
+
+async fn commit<P>(
+    s: &Shared<P>,
+    unit: &mut UnitOfWork,
+    event_id: Uuid,
+    emitted: &[Envelope],
+    now: DateTime<Utc>,
+) -> (Verdict, bool) {
+    unit.set_inbox(&s.def.name, event_id, now);
+    for e in emitted {
+        unit.add_outbox(outbox_message(e, &s.def.name, &s.config.publish_topic, now));
+    }
+    let wrote_outbox = !unit.outbox.is_empty();
+    match s.committer.commit(std::mem::take(unit)).await {
+        Ok(()) => (Verdict::Done { dedupe: false }, wrote_outbox),
+        // Another replica (or an earlier delivery) committed this event first.
+        Err(e) if e.kind() == StoreErrorKind::DuplicateInbox => {
+            (Verdict::Done { dedupe: true }, false)
+        }
+        Err(e) => (store_failure("commit", &e), false),
+    }
+}
+
+/// The virtual envelope of a timer tick, as the causal parent of events it emits.
+pub(crate) fn timer_envelope(
+    tick: &TimerTick,
+    tenant_id: &str,
+    environment_id: &str,
+    worker: &str,
+) -> Envelope {
+    Envelope {
+        event_id: tick.event_id,
+        // Only a parent for `caused`; its type is never published.
+        event_type: EventType::ALL[0],
+        event_version: 1,
+        source: format!("/workers/{worker}"),
+        tenant_id: tenant_id.to_owned(),
+        environment_id: environment_id.to_owned(),
+        subject: Some(format!("timers/{}", tick.timer)),
+        occurred_at: tick.window_start,
+        trace_id: tick.trace_id.clone(),
+        span_id: None,
+        correlation_id: tick.event_id.to_string(),
+        causation_id: None,
+        data: serde_json::Value::Object(serde_json::Map::new()),
+        extensions: serde_json::Map::new(),
+    }
+}
+
+/// Runs one timer window through dedupe, handle and commit (rule 10).
+pub(crate) async fn process_tick<P: Send + Sync + 'static>(
+    s: &Shared<P>,
+    timer: &TimerDef<P>,
+    tick: &TimerTick,
+) -> Processed {
+    let worker = s.def.name.clone();
+    // Overlapping runs of one timer (a slow window and the next) never interleave.
+    let _key_guard = s.keys.acquire(&format!("timer/{}", timer.name)).await;
+    match s.store.inbox_contains(&worker, tick.event_id).await {
+        Ok(true) => return Processed::verdict(Verdict::Done { dedupe: true }, None),
+        Ok(false) => {}
+        Err(e) => return Processed::verdict(store_failure("inbox", &e), None),
+    }
+    let mut ctx = HandlerContext::new(
+        worker.clone(),
+        s.store.clone(),
+        s.clock.clone(),
+        s.ports.clone(),
+        Trigger::Timer(tick.clone()),
+        Some(timer.name.clone()),
+    );
+    let started = Instant::now();
+    let result = timer.handler.tick(tick, &mut ctx).await;
+    s.metrics
+        .observe_handler_latency(&worker, &timer.name, started.elapsed().as_secs_f64());
+    if let Err(e) = result {
+        return Processed::verdict(
+            Verdict::Failed {
+                kind: e.kind(),
+                error: e.to_string(),
+            },
+            None,
+        );
+    }
+    let now = ctx.now();
+    let (mut unit, emitted) = ctx.into_parts();
+    let (verdict, wrote_outbox) = commit(s, &mut unit, tick.event_id, &emitted, now).await;
+    if matches!(verdict, Verdict::Done { dedupe: false }) {
+        WorkerStats::bump(&s.stats.handled);
+        s.metrics.processed(&worker, &timer.name);
+    }
+    Processed {
+        verdict,
+        envelope: None,
+        wrote_outbox,
+    }
+}

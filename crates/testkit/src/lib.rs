@@ -1,0 +1,1 @@
+//! `fleet-testkit`: run Fleet workers in-process (being built).
