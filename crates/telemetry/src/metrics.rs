@@ -219,6 +219,23 @@ impl Metrics {
         }
     }
 
+    /// Creates the zero-valued series that carry only the worker label, so dashboards and
+    /// `rate()` see them before the first occurrence. Call once per worker at start-up.
+    pub fn register_worker(&self, worker: &str) {
+        let labels = self::worker(worker);
+        let inner = &self.inner;
+        for family in [
+            &inner.abandoned,
+            &inner.dedupe_hits,
+            &inner.outbox_published,
+            &inner.outbox_publish_failures,
+        ] {
+            drop(family.get_or_create(&labels));
+        }
+        drop(inner.in_flight.get_or_create(&labels));
+        drop(inner.outbox_pending.get_or_create(&labels));
+    }
+
     /// A message was handled and its unit of work committed.
     pub fn processed(&self, worker: &str, event_type: &str) {
         self.inner
