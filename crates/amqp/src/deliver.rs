@@ -1,0 +1,447 @@
+//! Deliveries to clients: credit, pulls from the backend, transfers split at the peer's
+//! max-frame-size, and settlement of peek-lock deliveries by the client's dispositions.
+
+use std::time::Duration;
+
+use fe2o3_amqp_types::definitions::{
+    self, AmqpError as Condition, ErrorCondition, Handle, Role, SenderSettleMode,
+};
+use fe2o3_amqp_types::messaging::{DeliveryState, Modified, Rejected};
+use fe2o3_amqp_types::performatives::{Disposition, Performative, Transfer};
+use fe2o3_amqp_types::primitives::{Symbol, Value};
+use fleet_bus::{BusErrorKind, DeadLetterOptions, ReceiveMode};
+use serde_bytes::ByteBuf;
+use uuid::Uuid;
+
+use crate::connection::{Connection, Event};
+use crate::convert::{self, Purpose};
+use crate::error::AmqpError;
+use crate::frame::{self, HEADER_LEN};
+use crate::locks::Lock;
+use crate::state::{Link, LinkKind, MAX_PULL, Pending, PullRequest};
+
+/// How long one backend receive waits; also bounds how late a drain is answered.
+const PULL_WAIT: Duration = Duration::from_secs(1);
+
+/// What a client asks for when it settles a delivery, in port terms.
+#[derive(Debug, Clone)]
+pub(crate) enum Settlement {
+    Complete,
+    Abandon(std::collections::BTreeMap<String, fleet_bus::PropertyValue>),
+    DeadLetter(DeadLetterOptions),
+    Defer,
+}
+
+impl Connection {
+    pub(crate) async fn on_event(
+        &mut self,
+        event: Event,
+    ) -> Result<crate::connection::Flow_, AmqpError> {
+        let Event::Pulled {
+            channel,
+            handle,
+            link_id,
+            receiver,
+            result,
+        } = event;
+        let link = self
+            .sessions
+            .get_mut(&channel)
+            .and_then(|s| s.links.get_mut(&handle))
+            .filter(|l| l.id == link_id);
+        let Some(link) = link else {
+            // The link went away while its pull ran: give the messages back.
+            if let Ok(messages) = result {
+                release_messages(receiver, messages);
+            }
+            return Ok(crate::connection::Flow_::Continue);
+        };
+        if let LinkKind::FromEntity(outgoing) = &mut link.kind {
+            outgoing.pulling = false;
+        }
+        match result {
+            Ok(messages) if messages.is_empty() && link.drain && link.pending.is_empty() => {
+                // Nothing available: a drain uses up the remaining credit.
+                link.delivery_count = link.delivery_count.wrapping_add(link.credit);
+                link.credit = 0;
+                self.send_flow(channel, Some(handle)).await?;
+                if let Some(link) = self.session(channel)?.links.get_mut(&handle) {
+                    link.drain = false;
+                }
+            }
+            Ok(messages) => {
+                link.pending
+                    .extend(messages.into_iter().map(|m| Pending::Message(Box::new(m))));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, link = %link.name, "backend receive failed");
+                let detach = fe2o3_amqp_types::performatives::Detach {
+                    handle: Handle(handle),
+                    closed: true,
+                    error: Some(definitions::Error::new(
+                        bus_condition(err.kind()),
+                        Some(err.to_string()),
+                        None,
+                    )),
+                };
+                if let Some(link) = self.session(channel)?.links.remove(&handle) {
+                    release_link(link);
+                }
+                self.send(channel, Performative::Detach(detach)).await?;
+                return Ok(crate::connection::Flow_::Continue);
+            }
+        }
+        self.pump(channel, handle).await?;
+        Ok(crate::connection::Flow_::Continue)
+    }
+
+    /// Sends what credit and window allow on a sending link, then asks for more if needed.
+    pub(crate) async fn pump(&mut self, channel: u16, handle: u32) -> Result<(), AmqpError> {
+        loop {
+            let session = self.session(channel)?;
+            let room = session.outgoing_room();
+            let Some(link) = session.links.get_mut(&handle) else {
+                return Ok(());
+            };
+            if !link.is_sending() || link.credit == 0 || room == 0 {
+                break;
+            }
+            let Some(next) = link.pending.pop_front() else {
+                break;
+            };
+            self.deliver(channel, handle, next).await?;
+        }
+        self.request_pull(channel, handle).await
+    }
+
+    async fn request_pull(&mut self, channel: u16, handle: u32) -> Result<(), AmqpError> {
+        let Some(link) = self.session(channel)?.links.get_mut(&handle) else {
+            return Ok(());
+        };
+        let wanted = (link.credit as usize).saturating_sub(link.pending.len());
+        let drain = link.drain;
+        let LinkKind::FromEntity(outgoing) = &mut link.kind else {
+            // Reply links have nothing to pull; a drain ends at once.
+            if drain && link.pending.is_empty() && link.credit > 0 {
+                link.delivery_count = link.delivery_count.wrapping_add(link.credit);
+                link.credit = 0;
+                link.drain = false;
+                self.send_flow(channel, Some(handle)).await?;
+            }
+            return Ok(());
+        };
+        if wanted == 0 || outgoing.pulling {
+            return Ok(());
+        }
+        let request = PullRequest {
+            max: wanted.min(MAX_PULL),
+            wait: if drain { Duration::ZERO } else { PULL_WAIT },
+        };
+        if outgoing.pull.try_send(request).is_ok() {
+            outgoing.pulling = true;
+        }
+        Ok(())
+    }
+
+    /// Sends one delivery as one or more transfer frames.
+    async fn deliver(&mut self, channel: u16, handle: u32, item: Pending) -> Result<(), AmqpError> {
+        let id = self.id;
+        let session = self.session(channel)?;
+        let delivery_id = session.next_delivery_id;
+        let Some(link) = session.links.get_mut(&handle) else {
+            return Ok(());
+        };
+        let (payload, tag, settled, lock) = match item {
+            Pending::Reply(bytes) => {
+                let settled = link.snd_settle_mode != SenderSettleMode::Unsettled;
+                (bytes, Uuid::new_v4(), settled, None)
+            }
+            Pending::Message(message) => {
+                let payload = match convert::encode_received(&message, Purpose::Delivery) {
+                    Ok(bytes) => bytes,
+                    Err(why) => {
+                        tracing::error!(%why, seq = message.sequence_number, "cannot encode a message");
+                        return Ok(());
+                    }
+                };
+                let LinkKind::FromEntity(outgoing) = &link.kind else {
+                    return Ok(());
+                };
+                let peek_lock = outgoing.mode == ReceiveMode::PeekLock;
+                match (peek_lock, message.lock_token) {
+                    (true, Some(token)) => {
+                        let lock = Lock {
+                            receiver: outgoing.receiver.clone(),
+                            message: *message,
+                            connection: id,
+                        };
+                        (payload, token, false, Some((token, lock)))
+                    }
+                    _ => (payload, Uuid::new_v4(), true, None),
+                }
+            }
+        };
+        link.delivery_count = link.delivery_count.wrapping_add(1);
+        link.credit = link.credit.saturating_sub(1);
+        session.next_delivery_id = session.next_delivery_id.wrapping_add(1);
+        if let Some((token, lock)) = lock {
+            session.unsettled.insert(delivery_id, token);
+            self.shared.locks.insert(token, lock);
+        }
+        let transfer = Transfer {
+            handle: Handle(handle),
+            delivery_id: Some(delivery_id),
+            // .NET GUID byte order: Python derives the lock token as UUID(bytes_le=tag).
+            delivery_tag: Some(ByteBuf::from(tag.to_bytes_le().to_vec())),
+            message_format: Some(0),
+            settled: Some(settled),
+            more: false,
+            rcv_settle_mode: None,
+            state: None,
+            resume: false,
+            aborted: false,
+            batchable: false,
+        };
+        self.send_transfer(channel, transfer, &payload).await
+    }
+
+    /// Writes a delivery, split into frames no larger than the peer's max-frame-size.
+    async fn send_transfer(
+        &mut self,
+        channel: u16,
+        mut transfer: Transfer,
+        payload: &[u8],
+    ) -> Result<(), AmqpError> {
+        let max = self.remote_max_frame as usize;
+        transfer.more = true;
+        let perf_len = frame::to_amqp(&Performative::Transfer(transfer.clone()), "transfer")?.len();
+        let room = max.saturating_sub(HEADER_LEN + perf_len).max(1);
+        let mut chunks = payload.chunks(room).peekable();
+        if payload.is_empty() {
+            transfer.more = false;
+            let perf = frame::to_amqp(&Performative::Transfer(transfer), "transfer")?;
+            self.count_outgoing_frame(channel)?;
+            return self.send_with_payload(channel, &perf, &[]).await;
+        }
+        while let Some(chunk) = chunks.next() {
+            transfer.more = chunks.peek().is_some();
+            let perf = frame::to_amqp(&Performative::Transfer(transfer.clone()), "transfer")?;
+            self.count_outgoing_frame(channel)?;
+            self.send_with_payload(channel, &perf, chunk).await?;
+        }
+        Ok(())
+    }
+
+    fn count_outgoing_frame(&mut self, channel: u16) -> Result<(), AmqpError> {
+        let session = self.session(channel)?;
+        session.next_outgoing_id = session.next_outgoing_id.wrapping_add(1);
+        Ok(())
+    }
+
+    /// A client settled (or asked to settle) deliveries we sent.
+    pub(crate) async fn on_disposition(
+        &mut self,
+        channel: u16,
+        disposition: Disposition,
+    ) -> Result<(), AmqpError> {
+        if disposition.role != Role::Receiver {
+            // The client settling our incoming deliveries: we settle on accept, nothing to do.
+            return Ok(());
+        }
+        let first = disposition.first;
+        let last = disposition.last.unwrap_or(first);
+        let span = last.wrapping_sub(first);
+        let session = self.session(channel)?;
+        let mut ids: Vec<u32> = session
+            .unsettled
+            .keys()
+            .copied()
+            .filter(|id| id.wrapping_sub(first) <= span)
+            .collect();
+        ids.sort_by_key(|id| id.wrapping_sub(first));
+        for delivery_id in ids {
+            let Some(token) = self.session(channel)?.unsettled.remove(&delivery_id) else {
+                continue;
+            };
+            let Some(state) = disposition.state.clone() else {
+                continue;
+            };
+            let Some(settlement) = settlement_of(&state) else {
+                continue;
+            };
+            let outcome = match self.settle(token, settlement).await {
+                Ok(()) => echo(&state),
+                Err(kind) => DeliveryState::Rejected(Rejected {
+                    error: Some(definitions::Error::new(
+                        bus_condition(kind),
+                        Some(format!("settling lock token {token} failed: {kind}")),
+                        None,
+                    )),
+                }),
+            };
+            if !disposition.settled {
+                let reply = Disposition {
+                    role: Role::Sender,
+                    first: delivery_id,
+                    last: None,
+                    settled: true,
+                    state: Some(outcome),
+                    batchable: false,
+                };
+                self.send(channel, Performative::Disposition(reply)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles a lock token through the receiver that issued it. Settling a token that was
+    /// already settled succeeds (link disposition and `update-disposition` may both arrive).
+    pub(crate) async fn settle(
+        &self,
+        token: Uuid,
+        settlement: Settlement,
+    ) -> Result<(), BusErrorKind> {
+        let locks = &self.shared.locks;
+        let Some(lock) = locks.take(&token) else {
+            return if locks.was_settled(&token) {
+                Ok(())
+            } else {
+                Err(BusErrorKind::MessageLockLost)
+            };
+        };
+        let receiver = &lock.receiver;
+        let message = &lock.message;
+        let result = match settlement {
+            Settlement::Complete => receiver.complete(message).await,
+            Settlement::Abandon(properties) => receiver.abandon(message, properties).await,
+            Settlement::DeadLetter(options) => receiver.dead_letter(message, options).await,
+            Settlement::Defer => receiver.defer(message).await,
+        };
+        match result {
+            Ok(()) => {
+                locks.settled(token);
+                Ok(())
+            }
+            Err(err) => {
+                if err.kind() != BusErrorKind::MessageLockLost {
+                    locks.insert(token, lock);
+                }
+                Err(err.kind())
+            }
+        }
+    }
+}
+
+/// The port operation a delivery state asks for.
+pub(crate) fn settlement_of(state: &DeliveryState) -> Option<Settlement> {
+    match state {
+        DeliveryState::Accepted(_) => Some(Settlement::Complete),
+        DeliveryState::Released(_) => Some(Settlement::Abandon(Default::default())),
+        DeliveryState::Modified(modified) => {
+            let properties = modified
+                .message_annotations
+                .iter()
+                .flat_map(|fields| fields.iter())
+                .filter_map(|(k, v)| {
+                    convert::value_to_property(k.as_str(), v.clone())
+                        .ok()
+                        .flatten()
+                        .map(|v| (k.as_str().to_owned(), v))
+                })
+                .collect();
+            if modified.undeliverable_here == Some(true) {
+                Some(Settlement::Defer)
+            } else {
+                Some(Settlement::Abandon(properties))
+            }
+        }
+        DeliveryState::Rejected(rejected) => {
+            let info = rejected.error.as_ref().and_then(|e| e.info.as_deref());
+            let text = |key: &str| -> Option<String> {
+                match info?.get(&Symbol::from(key))? {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Symbol(s) => Some(s.as_str().to_owned()),
+                    _ => None,
+                }
+            };
+            let reason = text(convert::DEAD_LETTER_REASON).unwrap_or_default();
+            let description = text(convert::DEAD_LETTER_DESCRIPTION)
+                .or_else(|| rejected.error.as_ref().and_then(|e| e.description.clone()))
+                .unwrap_or_default();
+            Some(Settlement::DeadLetter(DeadLetterOptions::new(
+                reason,
+                description,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The settling reply: same outcome type; a `rejected` carries no error, because Python treats
+/// an echoed error as a failed dead-letter.
+fn echo(state: &DeliveryState) -> DeliveryState {
+    match state {
+        DeliveryState::Rejected(_) => DeliveryState::Rejected(Rejected { error: None }),
+        DeliveryState::Modified(m) => DeliveryState::Modified(Modified {
+            delivery_failed: m.delivery_failed,
+            undeliverable_here: m.undeliverable_here,
+            message_annotations: None,
+        }),
+        other => other.clone(),
+    }
+}
+
+/// The AMQP condition Service Bus uses for a backend failure.
+pub(crate) fn bus_condition(kind: BusErrorKind) -> ErrorCondition {
+    let custom = |name: &str| ErrorCondition::Custom(Symbol::from(name));
+    match kind {
+        BusErrorKind::MessageLockLost => custom("com.microsoft:message-lock-lost"),
+        BusErrorKind::EntityNotFound => Condition::NotFound.into(),
+        BusErrorKind::MessageNotFound => custom("com.microsoft:message-not-found"),
+        BusErrorKind::QuotaExceeded => custom("com.microsoft:quota-exceeded"),
+        BusErrorKind::MessageSizeExceeded => custom("com.microsoft:message-size-exceeded"),
+        BusErrorKind::Timeout => custom("com.microsoft:timeout"),
+        BusErrorKind::ServiceBusy => custom("com.microsoft:server-busy"),
+        BusErrorKind::Unauthorized => Condition::UnauthorizedAccess.into(),
+        BusErrorKind::InvalidArgument => custom("com.microsoft:argument-error"),
+        _ => Condition::InternalError.into(),
+    }
+}
+
+/// Gives back what a closed link held: undelivered peek-lock messages are abandoned and its
+/// backend receiver is closed. Receive-and-delete messages already left the entity.
+pub(crate) fn release_link(link: Link) {
+    let Link { kind, pending, .. } = link;
+    if let LinkKind::FromEntity(outgoing) = kind {
+        let messages: Vec<_> = pending
+            .into_iter()
+            .filter_map(|p| match p {
+                Pending::Message(m) => Some(*m),
+                Pending::Reply(_) => None,
+            })
+            .collect();
+        let receiver = outgoing.receiver;
+        let peek_lock = outgoing.mode == ReceiveMode::PeekLock;
+        tokio::spawn(async move {
+            if peek_lock {
+                for message in &messages {
+                    let _ = receiver.abandon(message, Default::default()).await;
+                }
+            }
+            let _ = receiver.close().await;
+        });
+    }
+}
+
+fn release_messages(
+    receiver: std::sync::Arc<dyn fleet_bus::BusReceiver>,
+    messages: Vec<fleet_bus::ReceivedMessage>,
+) {
+    tokio::spawn(async move {
+        for message in &messages {
+            if message.lock_token.is_some() {
+                let _ = receiver.abandon(message, Default::default()).await;
+            }
+        }
+    });
+}

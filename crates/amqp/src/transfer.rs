@@ -1,0 +1,211 @@
+//! Deliveries from clients: reassembly of multi-frame transfers, link credit, then the
+//! delivery's destination — an entity (send), `$cbs` (put-token) or `$management`.
+
+use bytes::Bytes;
+use fe2o3_amqp_types::definitions::{self, AmqpError as Condition, ErrorCondition, Role};
+use fe2o3_amqp_types::messaging::{Accepted, DeliveryState, Rejected};
+use fe2o3_amqp_types::performatives::{Disposition, Performative, Transfer};
+use fe2o3_amqp_types::primitives::Symbol;
+
+use crate::connection::Connection;
+use crate::convert;
+use crate::deliver::bus_condition;
+use crate::error::AmqpError;
+use crate::state::{LINK_CREDIT, LinkKind, Partial, Pending};
+
+impl Connection {
+    pub(crate) async fn on_transfer(
+        &mut self,
+        channel: u16,
+        transfer: Transfer,
+        payload: Bytes,
+    ) -> Result<(), AmqpError> {
+        self.count_incoming_frame(channel).await?;
+        let handle = transfer.handle.0;
+        let max_message = self.shared.options.max_message_size;
+        let session = self.session(channel)?;
+        let Some(link) = session.links.get_mut(&handle) else {
+            return Err(AmqpError::protocol(format!(
+                "transfer on unknown handle {handle} (channel {channel})"
+            )));
+        };
+        if link.is_sending() {
+            return Err(AmqpError::protocol(format!(
+                "transfer from the client on our sending link \"{}\"",
+                link.name
+            )));
+        }
+        if transfer.aborted {
+            link.partial = None;
+            return Ok(());
+        }
+        let partial = match link.partial.take() {
+            Some(partial) => partial,
+            None => {
+                let delivery_id = transfer.delivery_id.ok_or_else(|| {
+                    AmqpError::protocol("the first transfer of a delivery has no delivery-id")
+                })?;
+                link.delivery_count = link.delivery_count.wrapping_add(1);
+                link.credit = link.credit.saturating_sub(1);
+                Partial {
+                    delivery_id,
+                    message_format: transfer.message_format.unwrap_or(0),
+                    settled: transfer.settled.unwrap_or(false),
+                    payload: Vec::new(),
+                    oversize: false,
+                }
+            }
+        };
+        let mut partial = partial;
+        if transfer.settled == Some(true) {
+            partial.settled = true;
+        }
+        if partial.payload.len() + payload.len() > max_message as usize {
+            partial.oversize = true;
+            partial.payload = Vec::new();
+        } else if !partial.oversize {
+            partial.payload.extend_from_slice(&payload);
+        }
+        if transfer.more {
+            link.partial = Some(partial);
+            return Ok(());
+        }
+        let top_up = link.credit < LINK_CREDIT / 2;
+        if top_up {
+            link.credit = LINK_CREDIT;
+        }
+        self.on_delivery(channel, handle, partial).await?;
+        if top_up {
+            self.send_flow(channel, Some(handle)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_delivery(
+        &mut self,
+        channel: u16,
+        handle: u32,
+        delivery: Partial,
+    ) -> Result<(), AmqpError> {
+        let Some(link) = self.session(channel)?.links.get(&handle) else {
+            return Ok(());
+        };
+        let reply_address = link.client_address.clone();
+        let state = if delivery.oversize {
+            rejected(
+                ErrorCondition::Custom(Symbol::from("com.microsoft:message-size-exceeded")),
+                format!(
+                    "the message exceeds the maximum size of {} bytes",
+                    self.shared.options.max_message_size
+                ),
+            )
+        } else {
+            match &link.kind {
+                LinkKind::ToEntity(sender) => {
+                    let sender = sender.clone();
+                    match convert::bus_messages(delivery.message_format, &delivery.payload) {
+                        Err(why) => rejected(Condition::DecodeError, why),
+                        Ok(mut messages) => {
+                            let result = if messages.len() == 1 {
+                                sender.send(messages.remove(0)).await
+                            } else {
+                                sender.send_batch(messages).await
+                            };
+                            match result {
+                                Ok(()) => DeliveryState::Accepted(Accepted {}),
+                                Err(err) => rejected(bus_condition(err.kind()), err.to_string()),
+                            }
+                        }
+                    }
+                }
+                LinkKind::ToCbs => {
+                    let reply = self.put_token(&delivery.payload);
+                    self.route_reply(channel, None, reply_address, reply)
+                        .await?;
+                    DeliveryState::Accepted(Accepted {})
+                }
+                LinkKind::ToManagement(entity) => {
+                    let entity = entity.clone();
+                    let reply = self.management(&entity, &delivery.payload).await;
+                    self.route_reply(channel, Some(entity), reply_address, reply)
+                        .await?;
+                    DeliveryState::Accepted(Accepted {})
+                }
+                _ => return Ok(()),
+            }
+        };
+        if !delivery.settled {
+            let disposition = Disposition {
+                role: Role::Receiver,
+                first: delivery.delivery_id,
+                last: None,
+                settled: true,
+                state: Some(state),
+                batchable: false,
+            };
+            self.send(channel, Performative::Disposition(disposition))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Queues a reply on the client's receiving link: the one whose address is the request's
+    /// reply-to, else (Python's CBS sends none) the link attached to the same node.
+    async fn route_reply(
+        &mut self,
+        channel: u16,
+        management: Option<fleet_bus::EntityPath>,
+        _request_link_address: Option<String>,
+        reply: Option<(Option<String>, Vec<u8>)>,
+    ) -> Result<(), AmqpError> {
+        let Some((reply_to, bytes)) = reply else {
+            return Ok(());
+        };
+        let wanted = reply_to.as_deref().map(crate::address::key);
+        let matches_node = |kind: &LinkKind| match (kind, &management) {
+            (LinkKind::FromCbs, None) => true,
+            (LinkKind::FromManagement(e), Some(m)) => e == m,
+            _ => false,
+        };
+        // Prefer the reply-to address, then the same node on the same session, then anywhere.
+        let mut choice: Option<(u16, u32)> = None;
+        if let Some(wanted) = &wanted {
+            choice = self.sessions.iter().find_map(|(ch, s)| {
+                s.links.iter().find_map(|(h, l)| {
+                    (l.is_sending()
+                        && l.client_address
+                            .as_deref()
+                            .map(crate::address::key)
+                            .as_ref()
+                            == Some(wanted))
+                    .then_some((*ch, *h))
+                })
+            });
+        }
+        if choice.is_none() {
+            let mut channels: Vec<u16> = vec![channel];
+            channels.extend(self.sessions.keys().copied().filter(|c| *c != channel));
+            choice = channels.iter().find_map(|ch| {
+                self.sessions.get(ch).and_then(|s| {
+                    s.links
+                        .iter()
+                        .find_map(|(h, l)| matches_node(&l.kind).then_some((*ch, *h)))
+                })
+            });
+        }
+        let Some((reply_channel, handle)) = choice else {
+            tracing::debug!(?reply_to, "no link to route a reply to; dropping it");
+            return Ok(());
+        };
+        if let Some(link) = self.session(reply_channel)?.links.get_mut(&handle) {
+            link.pending.push_back(Pending::Reply(bytes));
+        }
+        self.pump(reply_channel, handle).await
+    }
+}
+
+fn rejected(condition: impl Into<ErrorCondition>, description: String) -> DeliveryState {
+    DeliveryState::Rejected(Rejected {
+        error: Some(definitions::Error::new(condition, Some(description), None)),
+    })
+}
