@@ -10,6 +10,7 @@
 //! engine; the AMQP adapter speaks to Azure Service Bus (or the emulator's AMQP listener). Both
 //! prove themselves with the same [`conformance`] suite.
 
+pub mod conformance;
 mod entity;
 mod error;
 mod message;
