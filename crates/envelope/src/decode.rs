@@ -5,10 +5,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, FIELD_NAMES};
 use crate::error::{EnvelopeError, ErrorKind, FieldError};
 use crate::event_type::EventType;
-use crate::parse::parse_object;
+use crate::parse::{parse_fleet, parse_object};
 use crate::payload::{check_data, unsupported_version};
 use crate::rules::{self, MAX_ID_CHARS, MAX_TEXT_CHARS};
 use crate::{MAX_ENVELOPE_BYTES, cloudevents};
@@ -30,6 +30,41 @@ pub(crate) struct Slots {
     pub causation_id: Option<Value>,
     pub data: Option<Value>,
     pub extensions: Map<String, Value>,
+}
+
+impl Slots {
+    /// The slot of the field at `index` in [`FIELD_NAMES`].
+    pub fn field_mut(&mut self, index: usize) -> &mut Option<Value> {
+        match index {
+            0 => &mut self.event_id,
+            1 => &mut self.event_type,
+            2 => &mut self.event_version,
+            3 => &mut self.source,
+            4 => &mut self.tenant_id,
+            5 => &mut self.environment_id,
+            6 => &mut self.subject,
+            7 => &mut self.occurred_at,
+            8 => &mut self.trace_id,
+            9 => &mut self.span_id,
+            10 => &mut self.correlation_id,
+            11 => &mut self.causation_id,
+            _ => &mut self.data,
+        }
+    }
+
+    /// Sorts the members of a parsed Fleet JSON object into slots; unknown ones are extensions.
+    fn from_map(map: Map<String, Value>) -> Slots {
+        let mut s = Slots::default();
+        for (key, value) in map {
+            match FIELD_NAMES.iter().position(|n| *n == key) {
+                Some(i) => *s.field_mut(i) = Some(value),
+                None => {
+                    s.extensions.insert(key, value);
+                }
+            }
+        }
+        s
+    }
 }
 
 /// What each field is called in error paths.
@@ -293,34 +328,6 @@ fn required_text(r: &mut Reader, v: Option<Value>, path: &str, max: usize) -> Op
         .and_then(|s| r.apply(path, rules::text(&s, max)).map(|()| s))
 }
 
-/// Sorts the members of a Fleet JSON object into slots; unknown members become extensions.
-fn from_fleet_map(map: Map<String, Value>) -> Result<Envelope, EnvelopeError> {
-    let mut s = Slots::default();
-    for (key, value) in map {
-        let slot = match key.as_str() {
-            "eventId" => &mut s.event_id,
-            "eventType" => &mut s.event_type,
-            "eventVersion" => &mut s.event_version,
-            "source" => &mut s.source,
-            "tenantId" => &mut s.tenant_id,
-            "environmentId" => &mut s.environment_id,
-            "subject" => &mut s.subject,
-            "occurredAt" => &mut s.occurred_at,
-            "traceId" => &mut s.trace_id,
-            "spanId" => &mut s.span_id,
-            "correlationId" => &mut s.correlation_id,
-            "causationId" => &mut s.causation_id,
-            "data" => &mut s.data,
-            _ => {
-                s.extensions.insert(key, value);
-                continue;
-            }
-        };
-        *slot = Some(value);
-    }
-    build(s, &FLEET_NAMES, Vec::new())
-}
-
 /// The wire form of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -334,7 +341,7 @@ impl Envelope {
     /// Decodes a Fleet JSON envelope, checking every rule (size first, then UTF-8, JSON syntax,
     /// depth, duplicate keys, the fields, and the payload of its type and version).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-        from_fleet_map(parse_object(bytes)?)
+        build(parse_fleet(bytes)?, &FLEET_NAMES, Vec::new())
     }
 
     /// Decodes either wire form: `application/cloudevents+json` is CloudEvents; `application/json`
@@ -375,7 +382,7 @@ impl Envelope {
             }
         });
         let envelope = match format {
-            Format::Fleet => from_fleet_map(map)?,
+            Format::Fleet => build(Slots::from_map(map), &FLEET_NAMES, Vec::new())?,
             Format::CloudEvents => cloudevents::from_map(map)?,
         };
         Ok((envelope, format))

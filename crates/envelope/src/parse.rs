@@ -8,10 +8,12 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
-use crate::MAX_ENVELOPE_BYTES;
+use crate::decode::{Slots, check_size};
+use crate::envelope::FIELD_NAMES;
 use crate::error::{EnvelopeError, ErrorKind, FieldError};
 use crate::rules::kind_of;
 
@@ -91,9 +93,19 @@ struct Ctx {
     duplicates: RefCell<Vec<FieldError>>,
     /// The innermost value that failed to parse; the first writer wins.
     error_path: RefCell<Option<String>>,
+    /// Set when the body is valid JSON but not an object.
+    not_object: RefCell<Option<&'static str>>,
 }
 
+const DUPLICATE: &str = "duplicate key (a JSON object must not repeat a member name)";
+
 impl Ctx {
+    fn duplicate(&self, path: &Path<'_>) {
+        self.duplicates
+            .borrow_mut()
+            .push(FieldError::new(path.render(), DUPLICATE));
+    }
+
     fn failed_at(&self, path: &Path<'_>) {
         let mut slot = self.error_path.borrow_mut();
         if slot.is_none() {
@@ -195,14 +207,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                     return Err(e);
                 }
             };
-            if map.contains_key(&key) {
-                let rule = "duplicate key (a JSON object must not repeat a member name)";
-                self.ctx
-                    .duplicates
-                    .borrow_mut()
-                    .push(FieldError::new(path.render(), rule));
-            } else {
-                map.insert(key, value);
+            match map.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                Entry::Occupied(slot) => self.ctx.duplicate(&Path::Key(&self.path, slot.key())),
             }
         }
     }
@@ -211,16 +220,38 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
 /// Parses a body that must be one JSON object, enforcing the size limit first, then UTF-8,
 /// syntax, depth and duplicate keys. Every duplicate is reported, not only the first.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, EnvelopeError> {
-    if bytes.len() > MAX_ENVELOPE_BYTES {
-        return Err(EnvelopeError::single(
-            ErrorKind::TooLarge,
+    let value = run(bytes, |de, ctx| {
+        ValueSeed {
+            ctx,
+            path: Path::Root,
+        }
+        .deserialize(de)
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(EnvelopeError::single(
+            ErrorKind::Malformed,
             "$",
-            format!(
-                "envelope is {} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit",
-                bytes.len()
-            ),
-        ));
+            format!("must be a JSON object (got {})", kind_of(&other)),
+        )),
     }
+}
+
+/// Parses a Fleet JSON envelope straight into [`Slots`], with the same checks as
+/// [`parse_object`]: the top-level object is never built as a map, and its member names are
+/// matched without allocating.
+pub(crate) fn parse_fleet(bytes: &[u8]) -> Result<Slots, EnvelopeError> {
+    run(bytes, |de, ctx| de.deserialize_any(SlotsVisitor { ctx }))
+}
+
+type JsonDeserializer<'a> = serde_json::Deserializer<serde_json::de::StrRead<'a>>;
+
+/// Size, UTF-8, then one `parse`; turns every failure into field errors.
+fn run<T>(
+    bytes: &[u8],
+    parse: impl FnOnce(&mut JsonDeserializer<'_>, &Ctx) -> Result<T, serde_json::Error>,
+) -> Result<T, EnvelopeError> {
+    check_size(bytes.len())?;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         EnvelopeError::single(
             ErrorKind::Malformed,
@@ -230,15 +261,14 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, EnvelopeE
     })?;
     let ctx = Ctx::default();
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed = ValueSeed {
-        ctx: &ctx,
-        path: Path::Root,
-    }
-    .deserialize(&mut de)
-    .and_then(|v| de.end().map(|()| v));
+    let parsed = parse(&mut de, &ctx).and_then(|v| de.end().map(|()| v));
     let value = match parsed {
         Ok(v) => v,
         Err(e) => {
+            if let Some(kind) = ctx.not_object.take() {
+                let rule = format!("must be a JSON object (got {kind})");
+                return Err(EnvelopeError::single(ErrorKind::Malformed, "$", rule));
+            }
             let path = ctx
                 .error_path
                 .borrow_mut()
@@ -255,13 +285,132 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, EnvelopeE
             source: None,
         });
     }
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(EnvelopeError::single(
-            ErrorKind::Malformed,
-            "$",
-            format!("must be a JSON object (got {})", kind_of(&other)),
-        )),
+    Ok(value)
+}
+
+/// A top-level member name: one of the envelope's fields (its index in [`FIELD_NAMES`]) or an
+/// extension.
+enum Key {
+    Field(usize),
+    Other(String),
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+        Ok(match FIELD_NAMES.iter().position(|n| *n == v) {
+            Some(i) => Key::Field(i),
+            None => Key::Other(v.to_owned()),
+        })
+    }
+}
+
+struct SlotsVisitor<'c> {
+    ctx: &'c Ctx,
+}
+
+impl SlotsVisitor<'_> {
+    fn not_object<E: de::Error>(self, kind: &'static str) -> Result<Slots, E> {
+        *self.ctx.not_object.borrow_mut() = Some(kind);
+        Err(E::custom("not an object"))
+    }
+}
+
+impl<'de> Visitor<'de> for SlotsVisitor<'_> {
+    type Value = Slots;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Slots, A::Error> {
+        let mut slots = Slots::default();
+        loop {
+            let key = match access.next_key_seed(KeySeed) {
+                Ok(Some(k)) => k,
+                Ok(None) => return Ok(slots),
+                Err(e) => {
+                    self.ctx.failed_at(&Path::Root);
+                    return Err(e);
+                }
+            };
+            let name = match &key {
+                Key::Field(i) => FIELD_NAMES[*i],
+                Key::Other(k) => k.as_str(),
+            };
+            let path = Path::Key(&Path::Root, name);
+            let value = match access.next_value_seed(ValueSeed {
+                ctx: self.ctx,
+                path,
+            }) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.ctx.failed_at(&path);
+                    return Err(e);
+                }
+            };
+            match key {
+                Key::Field(i) => {
+                    let slot = slots.field_mut(i);
+                    if slot.is_some() {
+                        self.ctx.duplicate(&path);
+                    } else {
+                        *slot = Some(value);
+                    }
+                }
+                Key::Other(k) => match slots.extensions.entry(k) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(value);
+                    }
+                    Entry::Occupied(slot) => {
+                        self.ctx.duplicate(&Path::Key(&Path::Root, slot.key()))
+                    }
+                },
+            }
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Slots, A::Error> {
+        self.not_object("array")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Slots, E> {
+        self.not_object("string")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Slots, E> {
+        self.not_object("boolean")
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Slots, E> {
+        self.not_object("integer")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Slots, E> {
+        self.not_object("integer")
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Slots, E> {
+        self.not_object("number")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Slots, E> {
+        self.not_object("null")
     }
 }
 

@@ -305,8 +305,18 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
     let deep = "[".repeat(100_000);
     assert_eq!(
         errors_of_bytes(deep.as_bytes()),
+        vec!["$: must be a JSON object (got array)"]
+    );
+    let deep_member = format!("{{\"data\":{deep}");
+    assert_eq!(
+        errors_of_bytes(deep_member.as_bytes()),
         vec!["$: nested deeper than 128 levels"]
     );
+    // The CloudEvents reader builds the whole tree first: it must hold too.
+    let err = fleet_envelope::cloudevents::from_cloudevent(deep.as_bytes())
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(err.as_deref(), Some("$: nested deeper than 128 levels"));
     let deep_data = format!("{{\"data\":{}{}}}", "{\"a\":".repeat(200), "}".repeat(201));
     assert_eq!(
         errors_of_bytes(deep_data.as_bytes()),

@@ -5,9 +5,6 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Rules;
-use crate::FieldError;
-
 /// `ConfigurationPublished` v1: version `version` of a configuration is ready for `serviceIds`.
 ///
 /// The content travels inline (`values`, small non-secret settings) or by reference (`ref`, e.g.
@@ -22,7 +19,7 @@ pub struct ConfigurationPublished {
     #[schemars(range(min = 1))]
     pub version: u64,
     /// The services that use it.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), inner(length(min = 1)))]
     pub service_ids: Vec<String>,
     /// Inline settings, name → value. Secret values never go here: use a secret binding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,30 +28,6 @@ pub struct ConfigurationPublished {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub reference: Option<String>,
-}
-
-impl Rules for ConfigurationPublished {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        match (&self.values, &self.reference) {
-            (Some(_), Some(_)) => errors.push(FieldError::new(
-                "data.ref",
-                "must be absent when values is present",
-            )),
-            (None, None) => errors.push(FieldError::new(
-                "data.values",
-                "one of values or ref is required",
-            )),
-            _ => {}
-        }
-        for (i, s) in self.service_ids.iter().enumerate() {
-            if s.is_empty() {
-                errors.push(FieldError::new(
-                    format!("data.serviceIds[{i}]"),
-                    "must not be empty",
-                ));
-            }
-        }
-    }
 }
 
 /// What syncing a configuration version to one service did.
@@ -94,15 +67,4 @@ pub struct ConfigurationSynced {
     /// Why it failed (`outcome` failed); never a secret value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-impl Rules for ConfigurationSynced {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        if self.outcome == SyncOutcome::Failed && self.error.is_none() {
-            errors.push(FieldError::new(
-                "data.error",
-                "required when outcome is failed",
-            ));
-        }
-    }
 }

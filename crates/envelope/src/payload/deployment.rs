@@ -4,9 +4,6 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Rules;
-use crate::FieldError;
-
 /// The Azure compute a service runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -63,31 +60,13 @@ pub struct RuntimeDeploymentRequested {
     pub configuration_version: Option<u64>,
     /// Ids of the secret bindings the workload mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)))]
     pub secret_bindings: Vec<String>,
     /// Why the rollout was asked for.
     pub reason: DeploymentReason,
     /// Who or what asked, for the audit trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
-}
-
-impl Rules for RuntimeDeploymentRequested {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        if self.configuration_version.is_some() && self.configuration_id.is_none() {
-            errors.push(FieldError::new(
-                "data.configurationId",
-                "required when configurationVersion is present",
-            ));
-        }
-        for (i, b) in self.secret_bindings.iter().enumerate() {
-            if b.is_empty() {
-                errors.push(FieldError::new(
-                    format!("data.secretBindings[{i}]"),
-                    "must not be empty",
-                ));
-            }
-        }
-    }
 }
 
 /// How a rollout ended.
@@ -134,21 +113,4 @@ pub struct RuntimeDeploymentCompleted {
     pub started_at: DateTime<Utc>,
     /// When it ended.
     pub completed_at: DateTime<Utc>,
-}
-
-impl Rules for RuntimeDeploymentCompleted {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        if self.completed_at < self.started_at {
-            errors.push(FieldError::new(
-                "data.completedAt",
-                "must not be before startedAt",
-            ));
-        }
-        if self.outcome != DeploymentOutcome::Succeeded && self.failed_step.is_none() {
-            errors.push(FieldError::new(
-                "data.failedStep",
-                "required when outcome is not succeeded",
-            ));
-        }
-    }
 }

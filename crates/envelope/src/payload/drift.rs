@@ -4,9 +4,6 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Rules;
-use crate::FieldError;
-
 /// What kind of difference was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -79,15 +76,4 @@ pub struct RuntimeDriftDetected {
     pub first_seen_at: DateTime<Utc>,
     /// Latest pass that saw it.
     pub last_seen_at: DateTime<Utc>,
-}
-
-impl Rules for RuntimeDriftDetected {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        if self.last_seen_at < self.first_seen_at {
-            errors.push(FieldError::new(
-                "data.lastSeenAt",
-                "must not be before firstSeenAt",
-            ));
-        }
-    }
 }

@@ -4,9 +4,6 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Rules;
-use crate::FieldError;
-
 /// A service's health, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -87,17 +84,6 @@ pub struct HealthCheckCompleted {
     pub probes: Vec<ProbeResult>,
 }
 
-impl Rules for HealthCheckCompleted {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        if self.window.end <= self.window.start {
-            errors.push(FieldError::new(
-                "data.window.end",
-                "must be after window.start",
-            ));
-        }
-    }
-}
-
 /// The metric reading that drove a scaling decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -134,24 +120,4 @@ pub struct ScalingPolicyApplied {
     /// No further action on this service before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown_until: Option<DateTime<Utc>>,
-}
-
-impl Rules for ScalingPolicyApplied {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        // The worker is a no-op at target, so an event that changes nothing is a bug upstream.
-        if self.from_replicas == self.to_replicas {
-            errors.push(FieldError::new(
-                "data.toReplicas",
-                "must differ from fromReplicas",
-            ));
-        }
-        if let Some(m) = &self.metric
-            && (!m.value.is_finite() || !m.threshold.is_finite())
-        {
-            errors.push(FieldError::new(
-                "data.metric",
-                "value and threshold must be finite numbers",
-            ));
-        }
-    }
 }

@@ -3,9 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Rules;
 use super::deployment::Platform;
-use crate::FieldError;
 
 /// How the service's record changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -58,25 +56,4 @@ pub struct RuntimeInventoryUpdated {
     /// What is observed now; absent when `removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<ObservedRuntime>,
-}
-
-impl Rules for RuntimeInventoryUpdated {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        match (self.change, &self.observed) {
-            (InventoryChange::Removed, Some(_)) => errors.push(FieldError::new(
-                "data.observed",
-                "must be absent when change is removed",
-            )),
-            (InventoryChange::Added | InventoryChange::Updated, None) => errors.push(
-                FieldError::new("data.observed", "required unless change is removed"),
-            ),
-            _ => {}
-        }
-        if self.change == InventoryChange::Updated && self.changed_fields.is_empty() {
-            errors.push(FieldError::new(
-                "data.changedFields",
-                "must name at least one field when change is updated",
-            ));
-        }
-    }
 }

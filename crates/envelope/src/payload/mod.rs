@@ -8,6 +8,7 @@ mod deployment;
 mod drift;
 mod health;
 mod inventory;
+mod rules;
 mod secret;
 
 use serde::Deserialize;
@@ -30,13 +31,6 @@ use crate::error::FieldError;
 use crate::event_type::EventType;
 use crate::parse::Path;
 use crate::schema;
-
-/// Rules a payload must keep that its JSON Schema cannot say (they relate two fields).
-/// They run after the schema check passed and name `data.<field>` paths.
-pub(crate) trait Rules {
-    /// Pushes one error per broken rule.
-    fn check(&self, _errors: &mut Vec<FieldError>) {}
-}
 
 macro_rules! catalog {
     ($($name:ident),* $(,)?) => {
@@ -113,13 +107,10 @@ catalog!(
 
 fn typed<T>(event_type: EventType, data: &Value, errors: &mut Vec<FieldError>) -> Option<T>
 where
-    T: for<'de> Deserialize<'de> + Rules,
+    T: for<'de> Deserialize<'de>,
 {
     match T::deserialize(data) {
-        Ok(p) => {
-            p.check(errors);
-            Some(p)
-        }
+        Ok(p) => Some(p),
         Err(e) => {
             // The schema check passed, so this is a gap between schema and type: still an error
             // for the sender, never a panic.
@@ -140,7 +131,6 @@ impl Payload {
         event_version: u32,
         data: &Value,
     ) -> Result<Payload, crate::EnvelopeError> {
-        let mut errors = Vec::new();
         if !event_type.supports_version(event_version) {
             let rule = unsupported_version(event_type, event_version);
             return Err(crate::EnvelopeError::from_errors(
@@ -148,10 +138,14 @@ impl Payload {
                 1,
             ));
         }
-        match check_data(event_type, data, &mut errors) {
-            Some(p) if errors.is_empty() => Ok(p),
-            _ => Err(crate::EnvelopeError::from_errors(errors, 0)),
+        let mut errors = Vec::new();
+        check_data(event_type, data, &mut errors);
+        if errors.is_empty()
+            && let Some(p) = Payload::typed(event_type, data, &mut errors)
+        {
+            return Ok(p);
         }
+        Err(crate::EnvelopeError::from_errors(errors, 0))
     }
 }
 
@@ -168,14 +162,11 @@ pub(crate) fn unsupported_version(event_type: EventType, version: u32) -> String
     )
 }
 
-/// Schema check, then typed read, then cross-field rules; all errors go to `errors`.
-pub(crate) fn check_data(
-    event_type: EventType,
-    data: &Value,
-    errors: &mut Vec<FieldError>,
-) -> Option<Payload> {
-    let before = errors.len();
-    if !data.is_object() {
+/// Checks `data` against the payload schema, then the cross-field rules; all errors go to
+/// `errors`. A `data` that passes is guaranteed to read as the typed payload (a property test
+/// holds the schema and the types to that).
+pub(crate) fn check_data(event_type: EventType, data: &Value, errors: &mut Vec<FieldError>) {
+    let Value::Object(obj) = data else {
         errors.push(FieldError::new(
             "data",
             format!(
@@ -183,8 +174,9 @@ pub(crate) fn check_data(
                 crate::rules::kind_of(data)
             ),
         ));
-        return None;
-    }
+        return;
+    };
+    let before = errors.len();
     match schema::compiled(event_type) {
         Ok(node) => schema::check::check(node, data, &Path::Key(&Path::Root, "data"), errors),
         Err(e) => errors.push(FieldError::new(
@@ -192,8 +184,7 @@ pub(crate) fn check_data(
             format!("cannot check the {event_type} payload: {e}"),
         )),
     }
-    if errors.len() > before {
-        return None;
+    if errors.len() == before {
+        rules::check(event_type, obj, errors);
     }
-    Payload::typed(event_type, data, errors)
 }

@@ -4,9 +4,6 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Rules;
-use crate::FieldError;
-
 /// Why a rotation was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -38,8 +35,6 @@ pub struct SecretRotationRequested {
     pub grace_period_seconds: Option<u32>,
 }
 
-impl Rules for SecretRotationRequested {}
-
 /// `SecretRotated` v1: a new Key Vault version exists and the bindings were refreshed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -61,21 +56,11 @@ pub struct SecretRotated {
     pub previous_version: Option<String>,
     /// The services whose bindings were refreshed.
     #[serde(default)]
+    #[schemars(inner(length(min = 1)))]
     pub service_ids: Vec<String>,
     /// When the previous version will be disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_version_disabled_at: Option<DateTime<Utc>>,
-}
-
-impl Rules for SecretRotated {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        if self.previous_version.as_deref() == Some(self.new_version.as_str()) {
-            errors.push(FieldError::new(
-                "data.newVersion",
-                "must differ from previousVersion",
-            ));
-        }
-    }
 }
 
 /// `SecretRotationFailed` v1, the alert: rotation failed `attempts` times in a row.
@@ -98,15 +83,4 @@ pub struct SecretRotationFailed {
     pub first_failure_at: DateTime<Utc>,
     /// When the last try failed.
     pub last_failure_at: DateTime<Utc>,
-}
-
-impl Rules for SecretRotationFailed {
-    fn check(&self, errors: &mut Vec<FieldError>) {
-        if self.last_failure_at < self.first_failure_at {
-            errors.push(FieldError::new(
-                "data.lastFailureAt",
-                "must not be before firstFailureAt",
-            ));
-        }
-    }
 }

@@ -128,9 +128,20 @@ mod tests {
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            if let Err(e) = check::compile(&s, &defs) {
-                panic!("{t}: {e}");
-            }
+            let node = check::compile(&s, &defs).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let sample = crate::examples::sample_envelope(t).encode();
+            let mut value: Value = serde_json::from_slice(&sample).unwrap_or_default();
+            let mut errors = Vec::new();
+            check::check(&node, &value, &crate::parse::Path::Root, &mut errors);
+            assert!(
+                errors.is_empty(),
+                "{t}: the sample breaks its published schema: {errors:?}"
+            );
+            value["eventType"] = json!("SomethingElse");
+            value["traceId"] = json!("XYZ");
+            check::check(&node, &value, &crate::parse::Path::Root, &mut errors);
+            let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+            assert_eq!(paths, ["eventType", "traceId"], "{t}");
         }
     }
 }
