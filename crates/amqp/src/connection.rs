@@ -238,6 +238,7 @@ impl Connection {
             return Ok(Flow_::Continue);
         };
         let channel = frame.channel;
+        tracing::trace!(channel, ?perf, "frame in");
         if !self.opened && !matches!(perf, Performative::Open(_)) {
             return Err(AmqpError::protocol("the first frame must be open"));
         }

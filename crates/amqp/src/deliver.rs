@@ -104,6 +104,9 @@ impl Connection {
                 return Ok(());
             };
             if !link.is_sending() || link.credit == 0 || room == 0 {
+                if !link.pending.is_empty() {
+                    tracing::trace!(link = %link.name, credit = link.credit, room, pending = link.pending.len(), "delivery held");
+                }
                 break;
             }
             let Some(next) = link.pending.pop_front() else {

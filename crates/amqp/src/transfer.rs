@@ -161,7 +161,9 @@ impl Connection {
         let Some((reply_to, bytes)) = reply else {
             return Ok(());
         };
-        let wanted = reply_to.as_deref().map(crate::address::key);
+        // Reply addresses are opaque link names (e.g. `amqp://host-id;0:0:3`): compare them
+        // exactly, never normalised.
+        let wanted = reply_to.clone();
         let matches_node = |kind: &LinkKind| match (kind, &management) {
             (LinkKind::FromCbs, None) => true,
             (LinkKind::FromManagement(e), Some(m)) => e == m,
@@ -172,13 +174,8 @@ impl Connection {
         if let Some(wanted) = &wanted {
             choice = self.sessions.iter().find_map(|(ch, s)| {
                 s.links.iter().find_map(|(h, l)| {
-                    (l.is_sending()
-                        && l.client_address
-                            .as_deref()
-                            .map(crate::address::key)
-                            .as_ref()
-                            == Some(wanted))
-                    .then_some((*ch, *h))
+                    (l.is_sending() && l.client_address.as_ref() == Some(wanted))
+                        .then_some((*ch, *h))
                 })
             });
         }
@@ -197,6 +194,7 @@ impl Connection {
             tracing::debug!(?reply_to, "no link to route a reply to; dropping it");
             return Ok(());
         };
+        tracing::trace!(?reply_to, reply_channel, handle, "routing a reply");
         if let Some(link) = self.session(reply_channel)?.links.get_mut(&handle) {
             link.pending.push_back(Pending::Reply(bytes));
         }
