@@ -8,8 +8,12 @@ use std::time::Duration;
 use fleet_envelope::{Envelope, EventType};
 
 use crate::error::{RuntimeError, RuntimeErrorKind};
-use crate::handler::{Handler, TimerHandler};
+use futures::future::BoxFuture;
+
+use crate::context::HandlerContext;
+use crate::handler::{Handler, HandlerResult, TimerHandler};
 use crate::retry::RetryPolicy;
+use crate::timer::TimerTick;
 
 /// Derives the ordering key of an envelope; `None` means "no serialization needed".
 pub type OrderingKeyFn = Arc<dyn Fn(&Envelope) -> Option<String> + Send + Sync>;
@@ -119,13 +123,31 @@ impl<P: Send + Sync + 'static> WorkerBuilder<P> {
         self
     }
 
-    /// Registers `handler` for `event_type`, version 1.
-    pub fn on(self, event_type: EventType, handler: impl Handler<P>) -> Self {
+    /// Registers a handler function for `event_type`, version 1:
+    /// `.on(EventType::X, |env, ctx| Box::pin(on_x(env, ctx)))`.
+    pub fn on<F>(self, event_type: EventType, handler: F) -> Self
+    where
+        F: for<'a> Fn(&'a Envelope, &'a mut HandlerContext<P>) -> BoxFuture<'a, HandlerResult>
+            + Send
+            + Sync
+            + 'static,
+    {
         self.on_version(event_type, 1, handler)
     }
 
-    /// Registers `handler` for one version of `event_type`.
-    pub fn on_version(
+    /// Registers a handler function for one version of `event_type`.
+    pub fn on_version<F>(self, event_type: EventType, version: u32, handler: F) -> Self
+    where
+        F: for<'a> Fn(&'a Envelope, &'a mut HandlerContext<P>) -> BoxFuture<'a, HandlerResult>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.handler(event_type, version, handler)
+    }
+
+    /// Registers any [`Handler`] implementation for one version of `event_type`.
+    pub fn handler(
         mut self,
         event_type: EventType,
         version: u32,
@@ -149,8 +171,25 @@ impl<P: Send + Sync + 'static> WorkerBuilder<P> {
         self
     }
 
-    /// Registers a timer firing once per `period` window (windows align to the Unix epoch).
-    pub fn timer(mut self, name: &str, period: Duration, handler: impl TimerHandler<P>) -> Self {
+    /// Registers a timer function firing once per `period` window (windows align to the Unix
+    /// epoch): `.timer("probe", period, |tick, ctx| Box::pin(on_probe(tick, ctx)))`.
+    pub fn timer<F>(self, name: &str, period: Duration, handler: F) -> Self
+    where
+        F: for<'a> Fn(&'a TimerTick, &'a mut HandlerContext<P>) -> BoxFuture<'a, HandlerResult>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.timer_handler(name, period, handler)
+    }
+
+    /// Registers any [`TimerHandler`] implementation.
+    pub fn timer_handler(
+        mut self,
+        name: &str,
+        period: Duration,
+        handler: impl TimerHandler<P>,
+    ) -> Self {
         if period < Duration::from_millis(1) {
             self.fail(format!("timer {name:?} has a period below 1 ms"));
         }

@@ -64,6 +64,13 @@ pub(crate) async fn receive_loop<P: Send + Sync + 'static>(
                 continue;
             }
         };
+        if *draining.borrow() {
+            // Shutdown began while this receive was waiting: hand these back untouched.
+            for msg in &received {
+                let _ = receiver.abandon(msg, Default::default()).await;
+            }
+            return;
+        }
         // One permit per delivery; unused ones go back when `held` drops.
         let mut singles = Vec::with_capacity(received.len());
         for mut p in held {
