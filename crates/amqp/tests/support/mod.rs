@@ -1,7 +1,9 @@
 //! Test harness: the real emulator engine behind `fleet_amqp::serve` on a loopback address,
-//! plus helpers for the Rust client.
+//! plus helpers for the Rust client and a raw AMQP peer.
 
 #![allow(dead_code, clippy::large_futures)]
+
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
