@@ -38,7 +38,9 @@ async fn a_token_signed_with_the_wrong_key_is_refused_and_the_right_one_accepted
         wrong.create_sender("q1", Default::default()),
     )
     .await;
-    let err = refused.err().expect("a wrong key must be refused");
+    let Err(err) = refused else {
+        panic!("a wrong key must be refused");
+    };
     assert!(
         format!("{err:?}").contains("401") || format!("{err:?}").contains("signature"),
         "{err:?}"
@@ -63,13 +65,14 @@ async fn a_token_signed_with_the_wrong_key_is_refused_and_the_right_one_accepted
 async fn attaching_to_an_unknown_entity_fails_with_not_found_naming_it() {
     let harness = Harness::start("127.0.0.21", ListenerOptions::default()).await;
     let mut client = harness.rust_client().await;
-    let err = step(
+    let refused = step(
         "sender to nowhere",
         client.create_sender("nowhere", Default::default()),
     )
-    .await
-    .err()
-    .expect("an unknown entity must be refused");
+    .await;
+    let Err(err) = refused else {
+        panic!("an unknown entity must be refused");
+    };
     let text = format!("{err:?}");
     assert!(
         text.contains("not-found") || text.contains("NotFound"),
