@@ -29,6 +29,9 @@ pub struct HealthFaults {
     pub dependencies_down: BTreeSet<String>,
     /// Every endpoint of the service waits this long before answering (probe timeouts).
     pub delay_ms: u64,
+    /// The next this-many probe requests (any endpoint of the service) answer 503, then the
+    /// service answers normally again: a flapping endpoint, for retry tests.
+    pub fail_next: u32,
 }
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
@@ -112,12 +115,16 @@ async fn answer(
 ) -> Response {
     let now = inner.now();
     let (answer, delay) = {
-        let state = inner.state.lock();
+        let mut state = inner.state.lock();
         match state
             .services
-            .get(&key(tenant, env, service))
+            .get_mut(&key(tenant, env, service))
             .filter(|s| !s.is_deleted(now))
         {
+            Some(s) if s.health.fail_next > 0 => {
+                s.health.fail_next -= 1;
+                (unavailable("transient failure injected"), s.health.delay_ms)
+            }
             Some(s) => (pick(s, now), s.health.delay_ms),
             None => (not_found(), 0),
         }
