@@ -55,6 +55,8 @@ pub(crate) struct Connection {
     pub mgmt_receivers: HashMap<String, Arc<dyn BusReceiver>>,
     next_link_id: u64,
     opened: bool,
+    /// When we last wrote a frame: heartbeats are due only after a quiet half idle-timeout.
+    last_write: Instant,
 }
 
 /// Runs one accepted connection to its end. Errors close this connection only.
@@ -100,14 +102,18 @@ pub(crate) async fn run(
         mgmt_receivers: HashMap::new(),
         next_link_id: 0,
         opened: false,
+        last_write: Instant::now(),
     };
 
     let idle = conn.shared.options.idle_timeout;
     let mut last_heard = Instant::now();
     let mut heartbeat_every: Option<Duration> = None;
-    let mut next_heartbeat = Instant::now() + Duration::from_secs(3600);
     let result = loop {
         let idle_deadline = last_heard + idle * 2;
+        let next_heartbeat = match heartbeat_every {
+            Some(every) => conn.last_write + every,
+            None => Instant::now() + Duration::from_secs(3600),
+        };
         let outcome = tokio::select! {
             frame = frames.recv() => match frame {
                 Some(Ok(frame)) => {
@@ -133,12 +139,9 @@ pub(crate) async fn run(
                 break Ok(());
             }
         };
-        if let Some(every) = heartbeat_every {
-            next_heartbeat = Instant::now() + every;
-        }
         match outcome {
-            Ok(Flow_::Continue) => {}
-            Ok(Flow_::Closed) => {
+            Ok(Next::Continue) => {}
+            Ok(Next::Closed) => {
                 let _ = conn.flush().await;
                 break Ok(());
             }
@@ -157,7 +160,7 @@ pub(crate) async fn run(
 }
 
 /// Whether the frame loop goes on.
-pub(crate) enum Flow_ {
+pub(crate) enum Next {
     Continue,
     Closed,
 }
@@ -168,12 +171,13 @@ impl Connection {
         self.next_link_id
     }
 
-    async fn write_raw(&mut self, bytes: &[u8]) -> Result<Flow_, AmqpError> {
+    async fn write_raw(&mut self, bytes: &[u8]) -> Result<Next, AmqpError> {
+        self.last_write = Instant::now();
         self.writer
             .write_all(bytes)
             .await
             .map_err(|err| AmqpError::io("writing a frame", err))?;
-        Ok(Flow_::Continue)
+        Ok(Next::Continue)
     }
 
     async fn flush(&mut self) -> Result<(), AmqpError> {
@@ -230,12 +234,12 @@ impl Connection {
         &mut self,
         frame: RawFrame,
         heartbeat_every: &mut Option<Duration>,
-    ) -> Result<Flow_, AmqpError> {
+    ) -> Result<Next, AmqpError> {
         if frame.frame_type != TYPE_AMQP {
             return Err(AmqpError::protocol("a SASL frame after the SASL exchange"));
         }
         let Some((perf, payload)) = frame::decode_amqp(&frame.body)? else {
-            return Ok(Flow_::Continue);
+            return Ok(Next::Continue);
         };
         let channel = frame.channel;
         tracing::trace!(channel, ?perf, "frame in");
@@ -252,7 +256,7 @@ impl Connection {
             Performative::Close(_) => {
                 self.send(0, Performative::Close(Close { error: None }))
                     .await?;
-                return Ok(Flow_::Closed);
+                return Ok(Next::Closed);
             }
             Performative::Begin(begin) => self.on_begin(channel, begin).await?,
             Performative::End(_) => {
@@ -270,7 +274,7 @@ impl Connection {
                 self.on_disposition(channel, disposition).await?
             }
         }
-        Ok(Flow_::Continue)
+        Ok(Next::Continue)
     }
 
     async fn on_open(

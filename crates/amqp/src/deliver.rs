@@ -36,7 +36,7 @@ impl Connection {
     pub(crate) async fn on_event(
         &mut self,
         event: Event,
-    ) -> Result<crate::connection::Flow_, AmqpError> {
+    ) -> Result<crate::connection::Next, AmqpError> {
         let Event::Pulled {
             channel,
             handle,
@@ -54,7 +54,7 @@ impl Connection {
             if let Ok(messages) = result {
                 release_messages(receiver, messages);
             }
-            return Ok(crate::connection::Flow_::Continue);
+            return Ok(crate::connection::Next::Continue);
         };
         if let LinkKind::FromEntity(outgoing) = &mut link.kind {
             outgoing.pulling = false;
@@ -88,11 +88,11 @@ impl Connection {
                     release_link(link);
                 }
                 self.send(channel, Performative::Detach(detach)).await?;
-                return Ok(crate::connection::Flow_::Continue);
+                return Ok(crate::connection::Next::Continue);
             }
         }
         self.pump(channel, handle).await?;
-        Ok(crate::connection::Flow_::Continue)
+        Ok(crate::connection::Next::Continue)
     }
 
     /// Sends what credit and window allow on a sending link, then asks for more if needed.

@@ -437,3 +437,28 @@ async fn receive_and_delete_removes_messages_on_delivery() {
     assert!(peeked.is_empty(), "a received-and-deleted message is gone");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_larger_than_a_frame_round_trips_intact() {
+    let harness = Harness::start("127.0.0.24", ListenerOptions::default()).await;
+    let mut client = harness.rust_client().await;
+    let mut sender = step("sender", client.create_sender("q1", Default::default()))
+        .await
+        .unwrap();
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    step("send", sender.send_message(body.clone()))
+        .await
+        .unwrap();
+    let mut receiver = step(
+        "receiver",
+        client.create_receiver_for_queue("q1", Default::default()),
+    )
+    .await
+    .unwrap();
+    let message = receive_one(&mut receiver, "receive").await;
+    assert_eq!(message.body().unwrap(), &body[..]);
+    step("complete", receiver.complete_message(&message))
+        .await
+        .unwrap();
+    harness.stop().await;
+}
