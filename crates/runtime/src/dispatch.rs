@@ -134,6 +134,11 @@ async fn deliver<P: Send + Sync + 'static>(
                     fleet_telemetry::disposition::ABANDON,
                 );
                 WorkerStats::bump(&stats.abandoned);
+                fleet_telemetry::events::MessageAbandoned {
+                    worker: &shared.def.name,
+                    reason: "shutdown grace period over",
+                }
+                .emit(&shared.metrics);
                 if let Err(e) = receiver.abandon(&msg, Default::default()).await {
                     tracing::warn!(error = %e, "abandoning at shutdown failed; the lock will expire");
                 }
@@ -175,6 +180,7 @@ async fn settle<P: Send + Sync + 'static>(
     msg: &ReceivedMessage,
     p: Processed,
 ) {
+    use fleet_telemetry::events;
     let span = tracing::Span::current();
     let worker = &shared.def.name;
     let attempt = Attempt::of(msg);
@@ -194,16 +200,22 @@ async fn settle<P: Send + Sync + 'static>(
         Verdict::Done { .. } => String::new(),
     };
     if let Verdict::Failed { kind, error } = &p.verdict {
-        shared.metrics.failed(worker, event_type, kind.as_str());
         record_failure(&span, kind.as_str());
-        tracing::warn!(attempt = attempt.number, error = %error, "handler failed");
+        events::HandlerFailed {
+            worker,
+            event_type,
+            kind: kind.as_str(),
+            error,
+            attempt: attempt.number,
+            duration: p.handler_time.unwrap_or_default(),
+        }
+        .emit(&shared.metrics);
     }
     match disposition {
         Disposition::Complete => {
             if matches!(p.verdict, Verdict::Done { dedupe: true }) {
                 WorkerStats::bump(&shared.stats.dedupe_hits);
-                shared.metrics.dedupe_hit(worker);
-                tracing::info!("duplicate delivery: already handled");
+                events::DedupeHit { worker }.emit(&shared.metrics);
             }
             record_disposition(&span, fleet_telemetry::disposition::COMPLETE);
             if let Err(e) = receiver.complete(msg).await {
@@ -211,37 +223,46 @@ async fn settle<P: Send + Sync + 'static>(
             }
         }
         Disposition::Retry(delay) => {
+            let history = Attempt {
+                first_failure: Some(attempt.first_failure.unwrap_or(now)),
+                ..attempt
+            };
+            let event_id = p.envelope.as_ref().map(|e| e.event_id);
             let copy = retry_copy(
                 msg,
                 &shared.config.subscription,
-                Attempt {
-                    first_failure: Some(attempt.first_failure.unwrap_or(now)),
-                    ..attempt
-                },
+                history,
                 now,
                 &last_error,
-                p.envelope.as_ref().map(|e| e.event_id),
+                event_id,
             );
             // Schedule first, then complete: a crash in between leaves the original to be
             // redelivered, and the duplicate run is absorbed by inbox dedupe.
             match shared.retry_sender.schedule(copy, after(now, delay)).await {
                 Ok(_) => {
                     WorkerStats::bump(&shared.stats.retried);
-                    shared.metrics.retried(worker, event_type);
+                    events::MessageRetried {
+                        worker,
+                        event_type,
+                        next_attempt: attempt.number + 1,
+                        max_attempts: shared.def.retry.max_attempts,
+                        delay,
+                    }
+                    .emit(&shared.metrics);
                     record_disposition(&span, fleet_telemetry::disposition::COMPLETE);
-                    tracing::info!(
-                        attempt = attempt.number,
-                        delay_ms = delay.as_millis() as u64,
-                        "retry scheduled"
-                    );
                     if let Err(e) = receiver.complete(msg).await {
                         tracing::warn!(error = %e, "completing after scheduling a retry failed");
                     }
                 }
                 Err(e) => {
-                    // Could not schedule: abandon so the broker redelivers (the lock is released).
+                    // Could not schedule: release the lock so the broker redelivers.
                     tracing::warn!(error = %e, "scheduling a retry failed; abandoning instead");
                     record_disposition(&span, fleet_telemetry::disposition::ABANDON);
+                    events::MessageAbandoned {
+                        worker,
+                        reason: "retry scheduling failed",
+                    }
+                    .emit(&shared.metrics);
                     let _ = receiver.abandon(msg, Default::default()).await;
                 }
             }
@@ -251,10 +272,15 @@ async fn settle<P: Send + Sync + 'static>(
             description,
         } => {
             WorkerStats::bump(&shared.stats.dead_lettered);
-            shared.metrics.dead_lettered(worker, reason.as_str());
             record_disposition(&span, fleet_telemetry::disposition::DEAD_LETTER);
             record_failure(&span, reason.as_str());
-            tracing::warn!(reason = reason.as_str(), description = %description, "dead-lettering");
+            events::MessageDeadLettered {
+                worker,
+                reason: reason.as_str(),
+                description: &description,
+                attempts: attempt.number,
+            }
+            .emit(&shared.metrics);
             let opts = DeadLetterOptions {
                 reason: reason.as_str().to_owned(),
                 description,

@@ -25,6 +25,8 @@ pub(crate) struct Processed {
     pub(crate) envelope: Option<Arc<Envelope>>,
     // True when the commit wrote outbox rows: the relay is woken after settling.
     pub(crate) wrote_outbox: bool,
+    // How long the handler ran, when it ran (for the failure event).
+    pub(crate) handler_time: Option<std::time::Duration>,
 }
 
 impl Processed {
@@ -33,6 +35,7 @@ impl Processed {
             verdict,
             envelope,
             wrote_outbox: false,
+            handler_time: None,
         }
     }
 }
@@ -104,9 +107,14 @@ pub(crate) async fn process_message<P: Send + Sync + 'static>(
     match s.store.tenant_binding(&env.environment_id).await {
         Err(e) => return Processed::verdict(store_failure("tenant binding", &e), Some(env)),
         Ok(None) => {
-            s.metrics
-                .tenant_rejected(&worker, DeadLetterReason::UnknownEnvironment.as_str());
-            tracing::warn!(environment_id = %env.environment_id, "no tenant binding for the environment");
+            fleet_telemetry::events::TenantRejected {
+                worker: &worker,
+                reason: DeadLetterReason::UnknownEnvironment.as_str(),
+                claimed_tenant_id: &env.tenant_id,
+                environment_id: &env.environment_id,
+                owner_tenant_id: None,
+            }
+            .emit(&s.metrics);
             let description = format!("environment {:?} has no tenant binding", env.environment_id);
             return Processed::verdict(
                 reject(DeadLetterReason::UnknownEnvironment, description),
@@ -114,15 +122,15 @@ pub(crate) async fn process_message<P: Send + Sync + 'static>(
             );
         }
         Ok(Some(binding)) if binding.tenant_id != env.tenant_id => {
-            s.metrics
-                .tenant_rejected(&worker, DeadLetterReason::TenantMismatch.as_str());
-            tracing::warn!(
-                security = true,
-                environment_id = %env.environment_id,
-                claimed_tenant = %env.tenant_id,
-                owning_tenant = %binding.tenant_id,
-                "tenant mismatch: the envelope's tenant does not own its environment"
-            );
+            // A security event: logged with both tenants and counted.
+            fleet_telemetry::events::TenantRejected {
+                worker: &worker,
+                reason: DeadLetterReason::TenantMismatch.as_str(),
+                claimed_tenant_id: &env.tenant_id,
+                environment_id: &env.environment_id,
+                owner_tenant_id: Some(&binding.tenant_id),
+            }
+            .emit(&s.metrics);
             let description = format!(
                 "tenant {:?} does not own environment {:?}",
                 env.tenant_id, env.environment_id
@@ -158,19 +166,16 @@ pub(crate) async fn process_message<P: Send + Sync + 'static>(
     );
     let started = Instant::now();
     let result = route.handler.handle(&env, &mut ctx).await;
-    s.metrics.observe_handler_latency(
-        &worker,
-        env.event_type.as_str(),
-        started.elapsed().as_secs_f64(),
-    );
+    let handler_time = started.elapsed();
     if let Err(e) = result {
-        return Processed::verdict(
-            Verdict::Failed {
-                kind: e.kind(),
-                error: e.to_string(),
-            },
-            Some(env),
-        );
+        let verdict = Verdict::Failed {
+            kind: e.kind(),
+            error: e.to_string(),
+        };
+        return Processed {
+            handler_time: Some(handler_time),
+            ..Processed::verdict(verdict, Some(env))
+        };
     }
     // Rule 6: one atomic commit of state, keys, inbox row and outbox rows.
     let now = ctx.now();
@@ -178,12 +183,20 @@ pub(crate) async fn process_message<P: Send + Sync + 'static>(
     let (verdict, wrote_outbox) = commit(s, &mut unit, env.event_id, &emitted, now).await;
     if matches!(verdict, Verdict::Done { dedupe: false }) {
         WorkerStats::bump(&s.stats.handled);
-        s.metrics.processed(&worker, env.event_type.as_str());
+        fleet_telemetry::events::MessageProcessed {
+            worker: &worker,
+            event_type: env.event_type.as_str(),
+            duration: handler_time,
+            emitted: emitted.len(),
+        }
+        .emit(&s.metrics);
+        emitted_events(s, &emitted);
     }
     Processed {
         verdict,
         envelope: Some(env),
         wrote_outbox,
+        handler_time: Some(handler_time),
     }
 }
 
@@ -259,27 +272,46 @@ pub(crate) async fn process_tick<P: Send + Sync + 'static>(
     );
     let started = Instant::now();
     let result = timer.handler.tick(tick, &mut ctx).await;
-    s.metrics
-        .observe_handler_latency(&worker, &timer.name, started.elapsed().as_secs_f64());
+    let handler_time = started.elapsed();
     if let Err(e) = result {
-        return Processed::verdict(
-            Verdict::Failed {
-                kind: e.kind(),
-                error: e.to_string(),
-            },
-            None,
-        );
+        let verdict = Verdict::Failed {
+            kind: e.kind(),
+            error: e.to_string(),
+        };
+        return Processed {
+            handler_time: Some(handler_time),
+            ..Processed::verdict(verdict, None)
+        };
     }
     let now = ctx.now();
     let (mut unit, emitted) = ctx.into_parts();
     let (verdict, wrote_outbox) = commit(s, &mut unit, tick.event_id, &emitted, now).await;
     if matches!(verdict, Verdict::Done { dedupe: false }) {
         WorkerStats::bump(&s.stats.handled);
-        s.metrics.processed(&worker, &timer.name);
+        fleet_telemetry::events::MessageProcessed {
+            worker: &worker,
+            event_type: &timer.name,
+            duration: handler_time,
+            emitted: emitted.len(),
+        }
+        .emit(&s.metrics);
+        emitted_events(s, &emitted);
     }
     Processed {
         verdict,
         envelope: None,
         wrote_outbox,
+        handler_time: Some(handler_time),
+    }
+}
+
+fn emitted_events<P>(s: &Shared<P>, emitted: &[Envelope]) {
+    for e in emitted {
+        fleet_telemetry::events::EventEmitted {
+            worker: &s.def.name,
+            event_type: e.event_type.as_str(),
+            emitted_event_id: &e.event_id.to_string(),
+        }
+        .emit(&s.metrics);
     }
 }

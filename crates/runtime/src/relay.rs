@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use fleet_bus::{Bus, BusSender, Message};
 use fleet_store::{OutboxRow, Store};
+use fleet_telemetry::Metrics;
+use fleet_telemetry::events::{OutboxPublishFailed, OutboxPublished};
 use tokio::sync::{Mutex, Notify, watch};
 use uuid::Uuid;
 
@@ -36,6 +38,9 @@ pub struct Relay {
     claimer: String,
     senders: Mutex<HashMap<String, Arc<dyn BusSender>>>,
     wake: Notify,
+    metrics: Metrics,
+    // Labels the relay's metrics.
+    worker: Arc<str>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -53,6 +58,8 @@ impl Relay {
         bus: Arc<dyn Bus>,
         clock: Arc<dyn Clock>,
         claimer: String,
+        metrics: Metrics,
+        worker: Arc<str>,
     ) -> Self {
         Relay {
             store,
@@ -61,6 +68,8 @@ impl Relay {
             claimer,
             senders: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            metrics,
+            worker,
         }
     }
 
@@ -73,14 +82,24 @@ impl Relay {
     pub async fn publish_pending(&self) -> Result<usize, RuntimeError> {
         let mut published = 0;
         loop {
-            let rows = self
+            let rows = match self
                 .store
                 .claim_outbox(&self.claimer, CLAIM_LIMIT, LEASE, self.clock.now())
                 .await
-                .map_err(|e| {
-                    RuntimeError::new(RuntimeErrorKind::Store, "claiming outbox rows failed")
-                        .with_source(e)
-                })?;
+            {
+                Ok(rows) => rows,
+                Err(e) => {
+                    let e =
+                        RuntimeError::new(RuntimeErrorKind::Store, "claiming outbox rows failed")
+                            .with_source(e);
+                    OutboxPublishFailed {
+                        worker: &self.worker,
+                        error: &e.to_string(),
+                    }
+                    .emit(&self.metrics);
+                    return Err(e);
+                }
+            };
             let claimed = rows.len();
             published += self.publish_rows(rows).await?;
             if claimed < CLAIM_LIMIT {
@@ -113,24 +132,38 @@ impl Relay {
                 } else {
                     sender.send_batch(msgs).await
                 };
-                result.map_err(|e| {
-                    RuntimeError::new(
+                let marked = match result {
+                    Ok(()) => self
+                        .store
+                        .mark_dispatched(&ids, self.clock.now())
+                        .await
+                        .map_err(|e| {
+                            RuntimeError::new(
+                                RuntimeErrorKind::Store,
+                                "marking outbox rows dispatched failed",
+                            )
+                            .with_source(e)
+                        }),
+                    Err(e) => Err(RuntimeError::new(
                         RuntimeErrorKind::Bus,
                         format!("publishing to {destination} failed"),
                     )
-                    .with_source(e)
-                })?;
-                self.store
-                    .mark_dispatched(&ids, self.clock.now())
-                    .await
-                    .map_err(|e| {
-                        RuntimeError::new(
-                            RuntimeErrorKind::Store,
-                            "marking outbox rows dispatched failed",
-                        )
-                        .with_source(e)
-                    })?;
+                    .with_source(e)),
+                };
+                if let Err(e) = marked {
+                    OutboxPublishFailed {
+                        worker: &self.worker,
+                        error: &e.to_string(),
+                    }
+                    .emit(&self.metrics);
+                    return Err(e);
+                }
                 published += ids.len();
+                OutboxPublished {
+                    worker: &self.worker,
+                    count: ids.len() as u64,
+                }
+                .emit(&self.metrics);
             }
         }
         Ok(published)
@@ -157,7 +190,8 @@ impl Relay {
     pub(crate) async fn run(self: Arc<Self>, interval: Duration, mut stop: watch::Receiver<bool>) {
         loop {
             if let Err(e) = self.publish_pending().await {
-                tracing::warn!(error = %e, "outbox relay round failed; pending rows stay for the next sweep");
+                // Rows stay pending for the next round; the failure event was emitted already.
+                tracing::debug!(error = %e, "outbox relay round failed");
             }
             tokio::select! {
                 _ = self.wake.notified() => {}

@@ -88,6 +88,8 @@ pub(crate) async fn run_window<P: Send + Sync + 'static>(
     });
     let policy = shared.def.retry;
     async {
+        let window = start.to_rfc3339();
+        fleet_telemetry::events::TimerFired { worker, timer: &timer.name, window_start: &window }.emit(&shared.metrics);
         let mut attempt = 1;
         loop {
             let processed = process_tick(shared, timer, &tick).await;
@@ -96,8 +98,7 @@ pub(crate) async fn run_window<P: Send + Sync + 'static>(
                     WorkerStats::bump(&shared.stats.timer_runs);
                     if *dedupe {
                         WorkerStats::bump(&shared.stats.dedupe_hits);
-                        shared.metrics.dedupe_hit(worker);
-                        tracing::debug!("timer window already run");
+                        fleet_telemetry::events::DedupeHit { worker }.emit(&shared.metrics);
                     }
                     if processed.wrote_outbox {
                         shared.relay.wake();
@@ -105,7 +106,15 @@ pub(crate) async fn run_window<P: Send + Sync + 'static>(
                     return;
                 }
                 Verdict::Failed { kind, error } => {
-                    shared.metrics.failed(worker, &timer.name, kind.as_str());
+                    fleet_telemetry::events::HandlerFailed {
+                        worker,
+                        event_type: &timer.name,
+                        kind: kind.as_str(),
+                        error,
+                        attempt,
+                        duration: processed.handler_time.unwrap_or_default(),
+                    }
+                    .emit(&shared.metrics);
                     let retry_after = match kind {
                         HandlerErrorKind::Throttled { retry_after } => Some(*retry_after),
                         _ => None,

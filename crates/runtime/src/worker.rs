@@ -161,6 +161,8 @@ impl<P: Send + Sync + 'static> Worker<P> {
             bus.clone(),
             clock.clone(),
             claimer,
+            metrics.clone(),
+            def.name.clone(),
         ));
         let shared = Arc::new(Shared {
             committer: Committer::start(store.clone()),
