@@ -40,6 +40,7 @@ pub(crate) const DEAD_LETTER_DESCRIPTION: &str = "DeadLetterErrorDescription";
 
 /// Decodes an encoded AMQP message; the error says what failed.
 pub(crate) fn decode_message(bytes: &[u8]) -> Result<AmqpMessage, String> {
+    crate::scan::all(bytes).map_err(|why| format!("malformed message: {why}"))?;
     serde_amqp::from_slice::<Deserializable<AmqpMessage>>(bytes)
         .map(|d| d.0)
         .map_err(|err| format!("undecodable message: {err}"))

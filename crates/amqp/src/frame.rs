@@ -84,11 +84,13 @@ pub(crate) fn decode_amqp(body: &Bytes) -> Result<Option<(Performative, Bytes)>,
     if body.is_empty() {
         return Ok(None);
     }
-    let mut rest: &[u8] = body;
-    let performative: Performative = serde_amqp::from_reader(&mut rest)
+    // Scan first: it bounds nesting (the decoder recurses without limit) and finds where the
+    // performative ends and the payload begins.
+    let end = crate::scan::value(body, 0, 0)
+        .map_err(|why| AmqpError::protocol(format!("malformed performative: {why}")))?;
+    let performative: Performative = serde_amqp::from_slice(&body[..end])
         .map_err(|err| AmqpError::protocol(format!("undecodable performative: {err}")))?;
-    let consumed = body.len() - rest.len();
-    Ok(Some((performative, body.slice(consumed..))))
+    Ok(Some((performative, body.slice(end..))))
 }
 
 /// Encodes a frame of `frame_type` on `channel` from already encoded body parts.

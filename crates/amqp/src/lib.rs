@@ -21,6 +21,7 @@ mod link;
 mod locks;
 mod management;
 mod sasl;
+mod scan;
 mod state;
 mod transfer;
 

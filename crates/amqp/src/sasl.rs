@@ -73,6 +73,8 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             "expected a SASL frame carrying sasl-init",
         ));
     }
+    crate::scan::value(&init_frame.body, 0, 0)
+        .map_err(|why| AmqpError::protocol(format!("malformed sasl-init: {why}")))?;
     let init: SaslInit = serde_amqp::from_slice(&init_frame.body)
         .map_err(|err| AmqpError::protocol(format!("undecodable sasl-init: {err}")))?;
     let mechanism = init.mechanism.as_str();

@@ -171,6 +171,19 @@ async fn garbage_and_malformed_frames_close_only_their_connection() {
     };
     assert!(close.error.is_some());
 
+    // Thousands of nested values in one small frame: refused by the pre-scan, not decoded
+    // recursively (which would overflow the stack and take the whole listener down).
+    let mut deep = raw::connect(harness.addr).await;
+    // Descriptors nest: each 0x00 starts a described value whose descriptor is described.
+    let nested: Vec<u8> = std::iter::repeat_n(0x00u8, 8_000)
+        .chain([0x40, 0x40])
+        .collect();
+    deep.write_all(&raw::frame(0, 0, &nested)).await.unwrap();
+    let Some(Performative::Close(close)) = raw::read_perf(&mut deep).await else {
+        panic!("expected a close frame");
+    };
+    assert!(close.error.is_some());
+
     // The well-behaved client carries on.
     step(
         "send after the bad peers",
