@@ -40,7 +40,7 @@ async fn require_python_sdk() {
 }
 
 #[tokio::test]
-async fn the_python_sdk_sends_receives_renews_completes_and_dead_letters() {
+async fn the_python_sdk_sends_receives_settles_renews_peeks_and_schedules() {
     require_python_sdk().await;
     let harness = Harness::start("127.0.0.30", ListenerOptions::default()).await;
     let child = Command::new("python3")

@@ -1,9 +1,11 @@
-"""Drives the listener with the official Python SDK (azure-servicebus 7.x).
+"""Drives the listener with the official Python SDK (azure-servicebus 7.x): send, batch,
+receive, renew, complete, dead-letter, peek, schedule + cancel, abandon, defer.
 
 Usage: servicebus_client.py CONNECTION_STRING QUEUE
 Exits 0 after every step passed; any failure raises (non-zero exit) naming the step.
 """
 
+import datetime
 import sys
 import uuid
 
@@ -81,6 +83,32 @@ def main(connection_string, queue):
                   f"description {dead[0].dead_letter_error_description}")
             dlq.complete_message(dead[0])
         print("dead-lettered", flush=True)
+
+        with client.get_queue_sender(queue) as sender:
+            sender.send_messages(ServiceBusMessage("retry-me"))
+            later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+            scheduled = sender.schedule_messages(ServiceBusMessage("scheduled"), later)
+            check(len(scheduled) == 1, f"scheduled {scheduled}")
+        with client.get_queue_receiver(queue, max_wait_time=5) as receiver:
+            peeked = receiver.peek_messages(max_message_count=10)
+            check(sorted(str(m) for m in peeked) == ["retry-me", "scheduled"],
+                  f"peeked {[str(m) for m in peeked]}")
+            with client.get_queue_sender(queue) as sender:
+                sender.cancel_scheduled_messages(scheduled[0])
+            first = receiver.receive_messages(max_message_count=1, max_wait_time=5)
+            check(len(first) == 1 and str(first[0]) == "retry-me", "retry-me not received")
+            receiver.abandon_message(first[0])
+            again = receiver.receive_messages(max_message_count=1, max_wait_time=5)
+            check(len(again) == 1, "abandoned message not redelivered")
+            check(again[0].delivery_count == 1, f"delivery count {again[0].delivery_count}")
+            sequence = again[0].sequence_number
+            receiver.defer_message(again[0])
+            deferred = receiver.receive_deferred_messages([sequence])
+            check(len(deferred) == 1 and str(deferred[0]) == "retry-me", "deferred not returned")
+            receiver.complete_message(deferred[0])
+            left = receiver.peek_messages(max_message_count=10)
+            check(not left, f"left behind: {[str(m) for m in left]}")
+        print("abandoned-deferred-scheduled", flush=True)
     print("OK", flush=True)
 
 
