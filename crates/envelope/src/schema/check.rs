@@ -49,6 +49,9 @@ pub(crate) struct Checks {
     min_items: Option<usize>,
     properties: Vec<(String, Node)>,
     required: Vec<String>,
+    /// Bit i set: `properties[i]` is required. Lets an object be checked in one pass over its
+    /// members without a hash lookup per property.
+    required_mask: u64,
     additional: Option<Node>,
 }
 
@@ -106,6 +109,18 @@ fn compile_at(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Result
         has_checks = true;
     }
     if has_checks {
+        if checks.properties.len() > 64 {
+            return Err("more than 64 properties in one object".to_owned());
+        }
+        for (i, (name, _)) in checks.properties.iter().enumerate() {
+            if checks.required.contains(name) {
+                checks.required_mask |= 1 << i;
+            }
+        }
+        let props = &checks.properties;
+        checks
+            .required
+            .retain(|r| !props.iter().any(|(name, _)| name == r));
         parts.insert(0, Node::Checks(Box::new(checks)));
     }
     Ok(match parts.len() {
@@ -361,21 +376,32 @@ fn check_object(
     path: &Path<'_>,
     errors: &mut Vec<FieldError>,
 ) {
-    for (name, node) in &c.properties {
-        if let Some(v) = obj.get(name) {
-            check(node, v, &Path::Key(path, name), errors);
+    let mut seen = 0u64;
+    for (k, v) in obj {
+        match c.properties.iter().position(|(name, _)| name == k) {
+            Some(i) => {
+                seen |= 1 << i;
+                check(&c.properties[i].1, v, &Path::Key(path, k), errors);
+            }
+            None => {
+                if let Some(node) = &c.additional {
+                    check(node, v, &Path::Key(path, k), errors);
+                }
+            }
         }
     }
+    let missing = c.required_mask & !seen;
+    if missing != 0 {
+        for (i, (name, _)) in c.properties.iter().enumerate() {
+            if missing & (1 << i) != 0 {
+                errors.push(FieldError::new(Path::Key(path, name).render(), "required"));
+            }
+        }
+    }
+    // `required` keeps only names that have no schema of their own.
     for name in &c.required {
         if !obj.contains_key(name) {
             errors.push(FieldError::new(Path::Key(path, name).render(), "required"));
-        }
-    }
-    if let Some(node) = &c.additional {
-        for (k, v) in obj {
-            if !c.properties.iter().any(|(name, _)| name == k) {
-                check(node, v, &Path::Key(path, k), errors);
-            }
         }
     }
 }
