@@ -53,6 +53,7 @@ pub struct RuntimeDeploymentRequested {
     pub replicas: u32,
     /// The configuration the rollout carries, when it carries one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub configuration_id: Option<String>,
     /// The configuration version to apply (with `configurationId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +67,7 @@ pub struct RuntimeDeploymentRequested {
     pub reason: DeploymentReason,
     /// Who or what asked, for the audit trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub requested_by: Option<String>,
 }
 
@@ -102,9 +104,11 @@ pub struct RuntimeDeploymentCompleted {
     pub outcome: DeploymentOutcome,
     /// The platform's name for the revision now serving (absent when none is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub revision: Option<String>,
     /// The step that failed (`outcome` failed or rolledBack).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub failed_step: Option<String>,
     /// A short reason for the failure; never a secret value.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -55,6 +55,7 @@ pub struct RuntimeDriftDetected {
     pub finding_hash: String,
     /// The service, when the resource belongs to one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub service_id: Option<String>,
     /// The drifting resource (an ARM id or `namespace/kind/name`).
     #[schemars(length(min = 1))]

@@ -23,15 +23,18 @@ pub enum InventoryChange {
 pub struct ObservedRuntime {
     /// The running image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub image: Option<String>,
     /// Running replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
     /// The platform's revision name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub revision: Option<String>,
     /// The platform's provisioning state, verbatim (e.g. `Succeeded`, `Provisioning`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub provisioning_state: Option<String>,
 }
 
@@ -52,6 +55,7 @@ pub struct RuntimeInventoryUpdated {
     pub change: InventoryChange,
     /// The camelCase names of the observed fields that changed (for `updated`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)))]
     pub changed_fields: Vec<String>,
     /// What is observed now; absent when `removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

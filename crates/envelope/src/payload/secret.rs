@@ -29,6 +29,7 @@ pub struct SecretRotationRequested {
     pub reason: RotationReason,
     /// Who or what asked, for the audit trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub requested_by: Option<String>,
     /// How long the previous version stays enabled; absent means the worker's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +54,7 @@ pub struct SecretRotated {
     pub new_version: String,
     /// The version replaced (absent on a first rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub previous_version: Option<String>,
     /// The services whose bindings were refreshed.
     #[serde(default)]
@@ -72,6 +74,7 @@ pub struct SecretRotationFailed {
     pub secret_binding_id: String,
     /// The secret's name in the vault, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub vault_secret_name: Option<String>,
     /// Tries so far.
     #[schemars(range(min = 1))]
