@@ -146,10 +146,7 @@ fn payload_errors_are_all_reported_with_data_paths() {
     v["data"]["deploymentId"] = json!("");
     v["data"]["secretBindings"] = json!(["ok", 7]);
     let errs = errors_of(&v);
-    assert_has(
-        &errs,
-        "data.replicas: must be an integer between 0 and 4294967295 (got -1)",
-    );
+    assert_has(&errs, "data.replicas: must be an integer >= 0 (got -1)");
     assert_has(
         &errs,
         "data.platform: must be one of \"aks\", \"containerapps\", \"functions\", \"appservice\" (got \"k8s\")",
@@ -173,7 +170,7 @@ fn nested_payload_errors_name_the_element() {
     );
     assert_has(
         &errs,
-        "data.probes[0].attempts: must be an integer between 1 and 4294967295 (got 0)",
+        "data.probes[0].attempts: must be an integer >= 1 (got 0)",
     );
     assert!(
         errs.iter()
@@ -204,7 +201,18 @@ fn numbers_out_of_range_are_refused() {
     v["data"]["replicas"] = json!(4_294_967_296_u64);
     assert_eq!(
         errors_of(&v),
-        vec!["data.replicas: must be an integer between 0 and 4294967295 (got 4294967296)"]
+        vec!["data.replicas: must be an integer <= 4294967295 (got 4294967296)"]
+    );
+    v["data"]["replicas"] = json!(2.5);
+    assert_eq!(
+        errors_of(&v),
+        vec!["data.replicas: must be an integer >= 0 (got 2.5)"]
+    );
+    let mut v = sample_json(EventType::ScalingPolicyApplied);
+    v["data"]["metric"]["value"] = json!("81.5");
+    assert_eq!(
+        errors_of(&v),
+        vec!["data.metric.value: must be a number (got \"81.5\")"]
     );
     let body = String::from_utf8(
         serde_json::to_vec(&sample_json(EventType::RuntimeDeploymentRequested)).unwrap_or_default(),

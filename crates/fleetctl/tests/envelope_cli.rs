@@ -94,7 +94,7 @@ fn validate_prints_every_error_one_per_line_and_exits_1() {
         [
             "tenantId: required",
             "traceId: must be 32 lowercase hex characters (got \"xyz\")",
-            "data.replicas: must be an integer between 0 and 4294967295 (got -1)",
+            "data.replicas: must be an integer >= 0 (got -1)",
         ]
     );
 

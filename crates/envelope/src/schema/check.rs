@@ -309,19 +309,27 @@ fn check_one(c: &Checks, value: &Value, path: &Path<'_>, errors: &mut Vec<FieldE
     match value {
         Value::String(s) => check_string(c, s, path, errors),
         Value::Number(n) => {
-            let out_of_range = match (n.as_i64(), n.as_u64(), n.as_f64()) {
-                (Some(i), _, _) => {
-                    c.min.is_some_and(|m| (i as f64) < m) || c.max.is_some_and(|m| (i as f64) > m)
-                }
-                (None, Some(u), _) => c.max.is_some_and(|m| (u as f64) > m),
-                (_, _, Some(f)) => c.min.is_some_and(|m| f < m) || c.max.is_some_and(|m| f > m),
-                _ => false,
+            // i128 holds every JSON integer serde_json produces exactly; floats compare as f64.
+            let (below, above) = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => (
+                    c.min.is_some_and(|m| i128::from(i) < m as i128),
+                    c.max.is_some_and(|m| i128::from(i) > m as i128),
+                ),
+                (None, Some(u), _) => (false, c.max.is_some_and(|m| i128::from(u) > m as i128)),
+                (_, _, Some(f)) => (c.min.is_some_and(|m| f < m), c.max.is_some_and(|m| f > m)),
+                _ => (false, false),
             };
-            if out_of_range {
-                errors.push(FieldError::new(
-                    path.render(),
-                    format!("{} (got {n})", expectation(c)),
-                ));
+            let noun = if c.types & NUMBER != 0 {
+                "a number"
+            } else {
+                "an integer"
+            };
+            if let (true, Some(min)) = (below, c.min) {
+                let rule = format!("must be {noun} >= {min} (got {n})");
+                errors.push(FieldError::new(path.render(), rule));
+            } else if let (true, Some(max)) = (above, c.max) {
+                let rule = format!("must be {noun} <= {max} (got {n})");
+                errors.push(FieldError::new(path.render(), rule));
             }
         }
         Value::Array(items) => {
@@ -406,7 +414,16 @@ fn check_object(
     }
 }
 
-/// What a value must be, phrased for an error: `must be an integer between 0 and 4294967295`.
+/// The upper bounds `format` implies for unsigned and signed Rust integers.
+const NATURAL_MAXIMA: [f64; 5] = [
+    u8::MAX as f64,
+    u16::MAX as f64,
+    u32::MAX as f64,
+    i32::MAX as f64,
+    u64::MAX as f64,
+];
+
+/// What a value must be, phrased for an error: `must be an integer >= 0`.
 fn expectation(c: &Checks) -> String {
     if let Some(values) = &c.enum_values {
         let names: Vec<String> = values.iter().map(rules::show).collect();
@@ -421,7 +438,10 @@ fn expectation(c: &Checks) -> String {
         kinds.push("a number".to_owned());
     } else if t & INTEGER != 0 {
         kinds.push(match (c.min, c.max) {
-            (Some(min), Some(max)) if max >= u64::MAX as f64 => format!("an integer >= {min}"),
+            // A maximum that only restates the Rust type's range is noise in a message.
+            (Some(min), Some(max)) if NATURAL_MAXIMA.contains(&max) => {
+                format!("an integer >= {min}")
+            }
             (Some(min), Some(max)) => format!("an integer between {min} and {max}"),
             (Some(min), None) => format!("an integer >= {min}"),
             (None, Some(max)) => format!("an integer <= {max}"),
