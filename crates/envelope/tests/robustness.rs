@@ -173,3 +173,29 @@ fn null_optional_fields_read_as_absent() {
     v["tenantId"] = json!(null);
     assert_eq!(common::errors_of(&v), vec!["tenantId: required"]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cloudevents_survive_the_trip_through_fleet(
+        index in 0..EventType::ALL.len(),
+        attributes in prop::collection::btree_map(
+            "[a-z0-9]{1,20}",
+            prop_oneof![".{0,16}".prop_map(Value::from), any::<bool>().prop_map(Value::from), any::<i64>().prop_map(Value::from)],
+            0..5,
+        ),
+    ) {
+        let mut ce = to_cloudevent(&examples::sample_envelope(EventType::ALL[index]));
+        let reserved = ce.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        for (k, v) in attributes {
+            if !reserved.contains(&k) && k != "fleetextensions" {
+                ce[k] = v;
+            }
+        }
+        let e = from_cloudevent(&serde_json::to_vec(&ce).unwrap_or_default());
+        prop_assert!(e.is_ok(), "{:?}", e);
+        let back = e.map(|e| to_cloudevent(&e)).unwrap_or_default();
+        prop_assert_eq!(back, ce);
+    }
+}
