@@ -1,6 +1,7 @@
 //! The [`Envelope`] type: construction, encoding and typed access.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::{Deserialize, Deserializer, Error as _};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -202,5 +203,16 @@ impl Serialize for Envelope {
             m.serialize_entry(k, v)?;
         }
         m.end()
+    }
+}
+
+/// Reads an envelope nested in another serde document (a dead-letter export, a fixture) with every
+/// rule of [`Envelope::decode`] except the duplicate-key check, which only the byte decoder can
+/// make: by the time serde hands over a value, repeated keys are already merged.
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let bytes = serde_json::to_vec(&value).map_err(D::Error::custom)?;
+        Envelope::decode(&bytes).map_err(|e| D::Error::custom(e.to_string().replace('\n', "; ")))
     }
 }

@@ -293,3 +293,22 @@ fn new_commands_get_time_ordered_v7_ids() {
     assert_eq!(a.causation_id, None);
     assert!(a.validate().is_ok(), "{:?}", a.validate());
 }
+
+#[test]
+fn envelopes_nest_in_other_serde_documents() {
+    let e = examples::sample_envelope(EventType::ConfigurationPublished);
+    let doc = json!({ "reason": "MaxRetriesExceeded", "envelope": e });
+    #[derive(serde::Deserialize)]
+    struct Export {
+        envelope: Envelope,
+    }
+    let back: Export = serde_json::from_value(doc).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(back.envelope, e);
+    let bad = json!({ "envelope": { "eventId": "x" } });
+    let err = serde_json::from_value::<Export>(bad)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.starts_with("eventId: must be a UUID"), "{err}");
+    assert!(err.contains("; tenantId: required"), "{err}");
+}
