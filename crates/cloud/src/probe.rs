@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::CloudError;
 
+/// Largest probe response body read before the connection is given up on.
+const MAX_DRAINED_BODY: usize = 64 * 1024;
+
 /// How probes behave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeConfig {
@@ -111,8 +114,17 @@ impl HealthProber {
             let outcome = self.client.get(url).send().await;
             let latency = started.elapsed();
             let (status, http_status, error) = match outcome {
-                Ok(resp) => {
+                Ok(mut resp) => {
                     let code = resp.status();
+                    // Draining a small body lets the connection go back to the pool; a huge
+                    // one is cut off (the status already is the answer).
+                    let mut drained = 0usize;
+                    while let Ok(Some(chunk)) = resp.chunk().await {
+                        drained += chunk.len();
+                        if drained > MAX_DRAINED_BODY {
+                            break;
+                        }
+                    }
                     if code.is_success() || code.is_redirection() {
                         (ProbeStatus::Healthy, Some(code.as_u16()), None)
                     } else {

@@ -8,7 +8,8 @@ use fleet_cloud::{CloudError, PlatformKind, Scope, SecretBindingRef, ServiceSpec
 
 use crate::load::LoadProfile;
 use crate::state::{StoredVersion, key};
-use crate::world::{Sandbox, check_scope, new_record};
+use crate::validate::check_scope;
+use crate::world::{Sandbox, new_record};
 
 struct DemoService {
     id: &'static str,

@@ -15,19 +15,22 @@
 mod clock;
 mod compute;
 mod demo;
+mod drift;
 mod faults;
 mod health;
 mod load;
 mod metrics;
 mod state;
+mod validate;
 mod vault;
 mod world;
 
 pub use clock::{AcceleratedClock, Clock, ManualClock, SystemClock};
-pub use compute::LATEST;
 pub use demo::write_desired_state;
+pub use drift::Drift;
 pub use faults::{FaultPlan, Port};
 pub use health::HealthFaults;
 pub use load::{LoadProfile, METRICS};
 pub use state::BROKEN_TAG;
-pub use world::{Drift, Sandbox, SandboxConfig, Timings};
+pub use validate::LATEST;
+pub use world::{Sandbox, SandboxConfig, Timings};

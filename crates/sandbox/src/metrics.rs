@@ -10,7 +10,8 @@ use fleet_cloud::{CloudError, MetricPoint, MetricQuery, Metrics, Scope};
 use crate::faults::Port;
 use crate::load::{METRICS, jitter, sample};
 use crate::state::key;
-use crate::world::{Inner, check_scope};
+use crate::validate::check_scope;
+use crate::world::Inner;
 
 /// The platform's sampling period.
 const SAMPLE_PERIOD: Duration = Duration::from_secs(10);

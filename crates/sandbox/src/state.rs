@@ -21,6 +21,8 @@ use crate::load::LoadProfile;
 const FORMAT: u32 = 1;
 /// Finished operations kept for polling; older ones are forgotten (ARM forgets them too).
 const MAX_OPERATIONS: usize = 10_000;
+/// Largest data file loaded (about a million services): bounds memory before parsing.
+const MAX_DATA_FILE_BYTES: u64 = 1 << 30;
 /// Replica changes kept per service for metrics history.
 const MAX_REPLICA_HISTORY: usize = 64;
 
@@ -279,6 +281,16 @@ impl State {
 
 /// Loads the data file, or an empty world when it does not exist yet.
 pub(crate) fn load(path: &Path) -> Result<State, CloudError> {
+    if let Some(len) = std::fs::metadata(path)
+        .ok()
+        .map(|m| m.len())
+        .filter(|l| *l > MAX_DATA_FILE_BYTES)
+    {
+        return Err(CloudError::permanent(format!(
+            "{}: the sandbox data file is {len} bytes, over the limit of {MAX_DATA_FILE_BYTES}",
+            path.display()
+        )));
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

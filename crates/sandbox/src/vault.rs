@@ -7,7 +7,8 @@ use fleet_cloud::{CloudError, Scope, SecretBundle, SecretValue, SecretVersionInf
 
 use crate::faults::Port;
 use crate::state::{StoredVersion, key};
-use crate::world::{Inner, check_scope};
+use crate::validate::check_scope;
+use crate::world::Inner;
 
 /// Key Vault's rule for secret names: 1–127 of `[0-9a-zA-Z-]`.
 fn check_secret_name(name: &str) -> Result<(), CloudError> {

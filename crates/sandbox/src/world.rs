@@ -81,44 +81,6 @@ impl Default for SandboxConfig {
     }
 }
 
-/// An out-of-band change to live state, as if someone used the portal or `kubectl`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Drift {
-    /// The service now runs `image`.
-    Image {
-        /// The service changed.
-        service_id: String,
-        /// The image it now runs.
-        image: String,
-    },
-    /// The service now runs `replicas`.
-    Replicas {
-        /// The service changed.
-        service_id: String,
-        /// The replica count it now runs.
-        replicas: u32,
-    },
-    /// The service now carries another configuration.
-    Config {
-        /// The service changed.
-        service_id: String,
-        /// The configuration id it now carries.
-        configuration_id: Option<String>,
-        /// The version it now carries.
-        version: Option<u64>,
-    },
-    /// The service was deleted.
-    Delete {
-        /// The service removed.
-        service_id: String,
-    },
-    /// A service nobody declared appeared (already running).
-    Extra {
-        /// What runs.
-        spec: ServiceSpec,
-    },
-}
-
 pub(crate) struct Inner {
     pub state: Mutex<State>,
     pub clock: Arc<dyn Clock>,
@@ -152,7 +114,7 @@ impl Inner {
     }
 
     /// Runs `f` on the live record of `service_id` in `scope`, then persists.
-    fn with_service<T>(
+    pub(crate) fn with_service<T>(
         &self,
         scope: &Scope,
         service_id: &str,
@@ -173,27 +135,6 @@ impl Inner {
     }
 }
 
-/// Checks that a tenant or environment id can be a path segment of the endpoint URLs.
-pub(crate) fn check_scope(scope: &Scope) -> Result<(), CloudError> {
-    for (what, v) in [
-        ("tenant", &scope.tenant_id),
-        ("environment", &scope.environment_id),
-    ] {
-        let ok = !v.is_empty()
-            && v.len() <= 128
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            && v != "."
-            && v != "..";
-        if !ok {
-            return Err(CloudError::invalid(format!(
-                "{what} id {v:?} is not valid (1-128 of A-Z, a-z, 0-9, '-', '_', '.')"
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// A converged record for `spec` in `scope`, created at `now`.
 pub(crate) fn new_record(scope: &Scope, spec: &ServiceSpec, now: DateTime<Utc>) -> ServiceRecord {
     ServiceRecord {
@@ -206,7 +147,7 @@ pub(crate) fn new_record(scope: &Scope, spec: &ServiceSpec, now: DateTime<Utc>) 
         configuration_id: spec.configuration_id.clone(),
         config_version: spec.config_version,
         config_values: BTreeMap::new(),
-        secret_bindings: crate::compute::bindings_of(spec, &BTreeMap::new()),
+        secret_bindings: crate::validate::bindings_of(spec, &BTreeMap::new()),
         labels: spec.labels.clone(),
         generation: 1,
         pending: None,
@@ -330,62 +271,6 @@ impl Sandbox {
         self.inner.faults.lock().clear();
     }
 
-    /// Changes live state out of band (no operation, no readiness dip): what drift detection
-    /// must notice.
-    pub fn inject_drift(&self, scope: &Scope, drift: Drift) -> Result<(), CloudError> {
-        check_scope(scope)?;
-        match drift {
-            Drift::Image { service_id, image } => {
-                self.inner.with_service(scope, &service_id, |s, _| {
-                    s.image = image;
-                    s.generation += 1;
-                })
-            }
-            Drift::Replicas {
-                service_id,
-                replicas,
-            } => self.inner.with_service(scope, &service_id, |s, now| {
-                s.set_replicas(replicas, now);
-                s.generation += 1;
-            }),
-            Drift::Config {
-                service_id,
-                configuration_id,
-                version,
-            } => self.inner.with_service(scope, &service_id, |s, _| {
-                s.configuration_id = configuration_id;
-                s.config_version = version;
-                s.generation += 1;
-            }),
-            Drift::Delete { service_id } => {
-                let now = self.inner.now();
-                let mut state = self.inner.state.lock();
-                let k = key(&scope.tenant_id, &scope.environment_id, &service_id);
-                match state.services.remove(&k) {
-                    Some(s) if !s.is_deleted(now) => self.inner.persist(&state),
-                    _ => Err(CloudError::not_found(format!(
-                        "service {service_id:?} not found in {scope}"
-                    ))),
-                }
-            }
-            Drift::Extra { spec } => {
-                crate::compute::check_spec(scope, &spec, spec.platform)?;
-                let now = self.inner.now();
-                let mut state = self.inner.state.lock();
-                state.prune_deleted(now);
-                let k = key(&scope.tenant_id, &scope.environment_id, &spec.id);
-                if state.services.contains_key(&k) {
-                    return Err(CloudError::conflict(format!(
-                        "service {:?} already exists in {scope}",
-                        spec.id
-                    )));
-                }
-                state.services.insert(k, new_record(scope, &spec, now));
-                self.inner.persist(&state)
-            }
-        }
-    }
-
     /// Replaces the injected health faults of a service.
     pub fn set_health_faults(
         &self,
@@ -411,7 +296,7 @@ impl Sandbox {
         let names: BTreeSet<String> = names.into_iter().map(Into::into).collect();
         if let Some(bad) = names
             .iter()
-            .find(|n| crate::compute::check_name(n).is_err())
+            .find(|n| crate::validate::check_name(n).is_err())
         {
             return Err(CloudError::invalid(format!(
                 "dependency name {bad:?} is not valid"
