@@ -10,6 +10,20 @@
 //! Around it: the catalog ([`EventType`], [`payload`]), the Service Bus property mapping
 //! ([`servicebus`]), the CloudEvents 1.0 mapping ([`cloudevents`]), and the JSON Schemas
 //! generated from the payload types ([`schema`]). The full specification is `docs/envelope.md`.
+//!
+//! ```
+//! use fleet_envelope::{examples, Envelope, EventType, Payload};
+//!
+//! let body = examples::sample_envelope(EventType::ScalingPolicyApplied).encode();
+//! let envelope = Envelope::decode(&body)?;
+//! if let Payload::ScalingPolicyApplied(p) = envelope.payload()? {
+//!     assert_eq!((p.from_replicas, p.to_replicas), (3, 5));
+//! }
+//!
+//! let err = Envelope::decode(br#"{"eventType":"ScalingPolicyApplied","data":{}}"#).unwrap_err();
+//! assert!(err.to_string().lines().any(|line| line == "tenantId: required"));
+//! # Ok::<(), fleet_envelope::EnvelopeError>(())
+//! ```
 
 mod decode;
 mod envelope;
