@@ -152,7 +152,7 @@ impl Compute for SandboxCompute {
         check_spec(scope, spec, self.platform)?;
         let now = self.inner.now();
         let t = self.inner.timings;
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.lock()?;
         state.prune_deleted(now);
         let k = key(&scope.tenant_id, &scope.environment_id, &spec.id);
         let Some(record) = state.services.get_mut(&k) else {
@@ -226,7 +226,7 @@ impl Compute for SandboxCompute {
     async fn poll(&self, scope: &Scope, operation: &Operation) -> Result<Operation, CloudError> {
         self.inner.gate(Port::Compute(self.platform)).await?;
         let now = self.inner.now();
-        let state = self.inner.state.lock();
+        let state = self.inner.lock()?;
         state
             .operations
             .get(&operation.id)
@@ -241,7 +241,7 @@ impl Compute for SandboxCompute {
         self.inner.gate(Port::Compute(self.platform)).await?;
         check_scope(scope)?;
         let now = self.inner.now();
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.lock()?;
         let record = self.live(&mut state, scope, service_id, now)?;
         Ok(record.observe(now, &self.inner.base_url))
     }
@@ -251,7 +251,7 @@ impl Compute for SandboxCompute {
         check_scope(scope)?;
         let now = self.inner.now();
         let prefix = scope_prefix(scope);
-        let state = self.inner.state.lock();
+        let state = self.inner.lock()?;
         Ok(state
             .services
             .range(prefix.clone()..)
@@ -276,7 +276,7 @@ impl Compute for SandboxCompute {
             )));
         }
         let now = self.inner.now();
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.lock()?;
         let record = self.live(&mut state, scope, service_id, now)?;
         if record.replicas == replicas {
             return self.unchanged(&mut state, scope, service_id, OperationKind::Scale, now);
@@ -308,7 +308,7 @@ impl Compute for SandboxCompute {
             )));
         }
         let now = self.inner.now();
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.lock()?;
         let record = self.live(&mut state, scope, service_id, now)?;
         if record.configuration_id.as_deref() == Some(configuration_id)
             && record.config_version == Some(version)
@@ -340,7 +340,7 @@ impl Compute for SandboxCompute {
         check_scope(scope)?;
         check_name(binding_id)?;
         let now = self.inner.now();
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.lock()?;
         let secret_key = key(&scope.tenant_id, &scope.environment_id, secret_name);
         let usable = state
             .secrets
@@ -390,7 +390,7 @@ impl Compute for SandboxCompute {
         self.inner.gate(Port::Compute(self.platform)).await?;
         check_scope(scope)?;
         let now = self.inner.now();
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.lock()?;
         let record = self.live(&mut state, scope, service_id, now)?;
         if record
             .converging(now)

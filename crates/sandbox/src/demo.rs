@@ -129,7 +129,7 @@ impl Sandbox {
         check_scope(&scope)?;
         let inner = self.inner();
         let now = inner.now();
-        let mut state = inner.state.lock();
+        let mut state = inner.lock()?;
         state.prune_deleted(now);
         let mut specs = Vec::new();
         for d in catalog() {

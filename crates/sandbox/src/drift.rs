@@ -74,7 +74,7 @@ impl Sandbox {
             }),
             Drift::Delete { service_id } => {
                 let now = self.inner().now();
-                let mut state = self.inner().state.lock();
+                let mut state = self.inner().lock()?;
                 let k = key(&scope.tenant_id, &scope.environment_id, &service_id);
                 match state.services.remove(&k) {
                     Some(s) if !s.is_deleted(now) => self.inner().persist(&state),
@@ -86,7 +86,7 @@ impl Sandbox {
             Drift::Extra { spec } => {
                 check_spec(scope, &spec, spec.platform)?;
                 let now = self.inner().now();
-                let mut state = self.inner().state.lock();
+                let mut state = self.inner().lock()?;
                 state.prune_deleted(now);
                 let k = key(&scope.tenant_id, &scope.environment_id, &spec.id);
                 if state.services.contains_key(&k) {

@@ -115,7 +115,13 @@ async fn answer(
 ) -> Response {
     let now = inner.now();
     let (answer, delay) = {
-        let mut state = inner.state.lock();
+        let mut state = match inner.lock() {
+            Ok(state) => state,
+            Err(e) => {
+                let body = json!({"status": "error", "reason": e.to_string()});
+                return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+            }
+        };
         match state
             .services
             .get_mut(&key(tenant, env, service))

@@ -20,6 +20,7 @@ mod faults;
 mod health;
 mod load;
 mod metrics;
+mod shared;
 mod state;
 mod validate;
 mod vault;

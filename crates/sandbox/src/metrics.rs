@@ -66,7 +66,7 @@ impl Metrics for SandboxMetrics {
         }
         let now = self.inner.now();
         let record = {
-            let state = self.inner.state.lock();
+            let state = self.inner.lock()?;
             state
                 .services
                 .get(&key(&scope.tenant_id, &scope.environment_id, &q.service_id))

@@ -60,7 +60,7 @@ impl Vault for SandboxVault {
         let k = Self::secret_key(scope, name)?;
         let version = uuid::Uuid::new_v4().simple().to_string();
         let now = self.inner.now();
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.lock()?;
         state.secrets.entry(k).or_default().push(StoredVersion {
             version: version.clone(),
             value: value.expose().to_owned(),
@@ -79,7 +79,7 @@ impl Vault for SandboxVault {
     ) -> Result<SecretBundle, CloudError> {
         self.inner.gate(Port::Vault).await?;
         let k = Self::secret_key(scope, name)?;
-        let state = self.inner.state.lock();
+        let state = self.inner.lock()?;
         let versions = state
             .secrets
             .get(&k)
@@ -111,7 +111,7 @@ impl Vault for SandboxVault {
     ) -> Result<Vec<SecretVersionInfo>, CloudError> {
         self.inner.gate(Port::Vault).await?;
         let k = Self::secret_key(scope, name)?;
-        let state = self.inner.state.lock();
+        let state = self.inner.lock()?;
         let versions = state
             .secrets
             .get(&k)
@@ -134,7 +134,7 @@ impl Vault for SandboxVault {
     ) -> Result<(), CloudError> {
         self.inner.gate(Port::Vault).await?;
         let k = Self::secret_key(scope, name)?;
-        let mut state = self.inner.state.lock();
+        let mut state = self.inner.lock()?;
         let stored = state
             .secrets
             .get_mut(&k)

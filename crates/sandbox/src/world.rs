@@ -21,7 +21,8 @@ use crate::faults::{FaultPlan, Faults, Port};
 use crate::health::{HealthFaults, router};
 use crate::load::LoadProfile;
 use crate::metrics::SandboxMetrics;
-use crate::state::{self, ServiceRecord, State, key};
+use crate::shared::{SharedState, StateGuard};
+use crate::state::{ServiceRecord, State, key};
 use crate::vault::SandboxVault;
 
 /// How long simulated changes take to land (simulated time).
@@ -82,11 +83,10 @@ impl Default for SandboxConfig {
 }
 
 pub(crate) struct Inner {
-    pub state: Mutex<State>,
+    shared: SharedState,
     pub clock: Arc<dyn Clock>,
     pub timings: Timings,
     faults: Mutex<Faults>,
-    data_file: Option<PathBuf>,
     pub base_url: String,
 }
 
@@ -105,12 +105,14 @@ impl Inner {
         verdict.error.map_or(Ok(()), Err)
     }
 
+    /// Exclusive access to the world, caught up with other processes sharing the data dir.
+    pub fn lock(&self) -> Result<StateGuard<'_>, CloudError> {
+        self.shared.lock()
+    }
+
     /// Writes the state through to the data file (a no-op in memory).
     pub fn persist(&self, state: &State) -> Result<(), CloudError> {
-        match &self.data_file {
-            Some(path) => state::save(path, state),
-            None => Ok(()),
-        }
+        self.shared.persist(state)
     }
 
     /// Runs `f` on the live record of `service_id` in `scope`, then persists.
@@ -121,7 +123,7 @@ impl Inner {
         f: impl FnOnce(&mut ServiceRecord, DateTime<Utc>) -> T,
     ) -> Result<T, CloudError> {
         let now = self.now();
-        let mut state = self.state.lock();
+        let mut state = self.lock()?;
         let record = state
             .services
             .get_mut(&key(&scope.tenant_id, &scope.environment_id, service_id))
@@ -172,20 +174,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// Loads (or creates) the world and starts the health endpoint server.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, CloudError> {
-        let (state, data_file) = match &config.data_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    CloudError::permanent(format!(
-                        "{}: cannot create the sandbox data directory",
-                        dir.display()
-                    ))
-                    .with_source(e)
-                })?;
-                let file = dir.join("sandbox.json");
-                (state::load(&file)?, Some(file))
-            }
-            None => (state::new_state(), None),
-        };
+        let shared = SharedState::open(config.data_dir.as_deref())?;
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|e| {
@@ -199,11 +188,10 @@ impl Sandbox {
             CloudError::permanent("cannot read the endpoint server address").with_source(e)
         })?;
         let inner = Arc::new(Inner {
-            state: Mutex::new(state),
+            shared,
             clock: config.clock,
             timings: config.timings,
             faults: Mutex::new(Faults::new(config.seed)),
-            data_file,
             base_url: format!("http://{addr}"),
         });
         let (tx, rx) = oneshot::channel::<()>();

@@ -76,6 +76,54 @@ async fn services_operations_and_secrets_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn two_sandboxes_on_one_data_dir_see_each_others_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(start_time());
+    let a = open(dir.path(), &clock).await;
+    let b = open(dir.path(), &clock).await;
+    let (aca_a, aca_b) = (
+        a.compute(PlatformKind::ContainerApps),
+        b.compute(PlatformKind::ContainerApps),
+    );
+    aca_a
+        .apply(
+            &scope(),
+            &spec("orders", PlatformKind::ContainerApps, "reg/orders:1", 2),
+        )
+        .await
+        .unwrap();
+    let seen = aca_b.list(&scope()).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    // B's endpoints are its own server's, serving the shared world.
+    assert!(
+        seen[0]
+            .endpoints
+            .liveness
+            .as_deref()
+            .is_some_and(|u| u.starts_with(b.base_url()))
+    );
+
+    aca_b.scale(&scope(), "orders", 5).await.unwrap();
+    let version = b
+        .vault()
+        .set_secret(&scope(), "db", SecretValue::new("pw"))
+        .await
+        .unwrap();
+    assert_eq!(aca_a.get(&scope(), "orders").await.unwrap().replicas, 5);
+    assert_eq!(
+        a.vault()
+            .get_secret(&scope(), "db", None)
+            .await
+            .unwrap()
+            .version,
+        version
+    );
+    // An idempotent re-apply through A still knows the operation B started.
+    let again = aca_a.scale(&scope(), "orders", 5).await.unwrap();
+    assert!(!again.changed);
+}
+
+#[tokio::test]
 async fn a_corrupt_data_file_is_refused_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sandbox.json"), b"{not json").unwrap();
