@@ -7,7 +7,7 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Dispatch;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -15,7 +15,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::config::{LogFormat, TelemetryConfig, traces_url};
 use crate::error::{TelemetryError, TelemetryErrorKind};
-use crate::logfmt::{ContextLayer, JsonFormat, PrettyFormat};
+use crate::logfmt::{ContextLayer, JsonFormat, NoSpanFields, PrettyFormat};
 use crate::message::{FleetIdGenerator, MESSAGE_SPAN_TARGET};
 
 /// How long dropping the guard waits for buffered spans to reach the collector. Short enough to
@@ -137,6 +137,7 @@ where
         LogFormat::Json => (
             Some(
                 tracing_subscriber::fmt::layer()
+                    .fmt_fields(NoSpanFields)
                     .event_format(JsonFormat)
                     .with_writer(writer),
             ),
@@ -146,6 +147,7 @@ where
             None,
             Some(
                 tracing_subscriber::fmt::layer()
+                    .fmt_fields(NoSpanFields)
                     .event_format(PrettyFormat { ansi })
                     .with_writer(writer),
             ),
@@ -181,13 +183,14 @@ fn filter(directives: &str) -> Result<EnvFilter, TelemetryError> {
 }
 
 fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, TelemetryError> {
+    // The sampler is left to the SDK default: parent-based always-on, overridable with
+    // OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG.
     let builder = SdkTracerProvider::builder()
         .with_resource(
             Resource::builder()
                 .with_service_name(config.service_name.clone())
                 .build(),
         )
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
         .with_id_generator(FleetIdGenerator::default());
     let Some(endpoint) = &config.otlp_endpoint else {
         return Ok(builder.build());

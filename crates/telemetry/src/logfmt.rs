@@ -5,7 +5,7 @@
 use std::fmt;
 
 use chrono::{SecondsFormat, Utc};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
@@ -195,35 +195,46 @@ impl LogRecord {
         .filter_map(|(k, v)| v.map(|v| (k, v)))
     }
 
-    fn to_json(&self) -> Value {
-        let mut obj = Map::new();
-        obj.insert(
-            "timestamp".into(),
-            Utc::now()
-                .to_rfc3339_opts(SecondsFormat::Micros, true)
-                .into(),
-        );
-        obj.insert("level".into(), self.level.as_str().into());
-        obj.insert("target".into(), self.target.into());
-        obj.insert(
-            "message".into(),
-            self.event.message.clone().unwrap_or_default().into(),
-        );
+    /// Writes the JSON object straight into a byte buffer: no intermediate map, one allocation
+    /// for the whole line in the common case.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        fn entry(
+            out: &mut Vec<u8>,
+            key: &str,
+            value: &impl serde::Serialize,
+        ) -> serde_json::Result<()> {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, key)?;
+            out.push(b':');
+            serde_json::to_writer(&mut *out, value)
+        }
+        out.push(b'{');
+        let timestamp = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        entry(out, "timestamp", &timestamp)?;
+        entry(out, "level", &self.level.as_str())?;
+        entry(out, "target", &self.target)?;
+        entry(
+            out,
+            "message",
+            &self.event.message.as_deref().unwrap_or_default(),
+        )?;
         for (key, value) in self.context_pairs() {
-            obj.insert(key.into(), value.into());
+            entry(out, key, &value)?;
         }
         if let Some(span) = self.span {
-            obj.insert("span".into(), span.into());
+            entry(out, "span", &span)?;
         }
         for (key, value) in &self.event.fields {
-            let key = if RESERVED.contains(key) {
-                format!("field.{key}")
+            if RESERVED.contains(key) {
+                entry(out, &format!("field.{key}"), value)?;
             } else {
-                (*key).to_owned()
-            };
-            obj.insert(key, value.clone());
+                entry(out, key, value)?;
+            }
         }
-        Value::Object(obj)
+        out.extend_from_slice(b"}\n");
+        Ok(())
     }
 
     fn write_pretty(&self, out: &mut impl fmt::Write, ansi: bool) -> fmt::Result {
@@ -262,6 +273,21 @@ impl LogRecord {
     }
 }
 
+/// Span fields are never printed: both formats read the message context from [`ContextLayer`],
+/// so formatting every span's fields into a string (the `fmt` layer's default) is skipped.
+#[derive(Debug, Default)]
+pub(crate) struct NoSpanFields;
+
+impl<'writer> FormatFields<'writer> for NoSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _writer: Writer<'writer>,
+        _fields: R,
+    ) -> fmt::Result {
+        Ok(())
+    }
+}
+
 /// JSON lines: one object per event (see `docs/telemetry.md` for the shape).
 #[derive(Debug, Default)]
 pub(crate) struct JsonFormat;
@@ -277,7 +303,12 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        writeln!(writer, "{}", LogRecord::collect(ctx, event).to_json())
+        let mut line = Vec::with_capacity(512);
+        LogRecord::collect(ctx, event)
+            .write_json(&mut line)
+            .map_err(|_| fmt::Error)?;
+        // serde_json only ever writes UTF-8.
+        writer.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)
     }
 }
 
