@@ -215,3 +215,25 @@ fn an_invalid_filter_is_rejected_with_its_value() {
     assert_eq!(err.kind(), fleet_telemetry::TelemetryErrorKind::Config);
     assert!(err.to_string().contains("info,[[["), "{err}");
 }
+
+#[test]
+fn an_unsampled_parent_still_yields_ids_for_logs_and_emitted_events() {
+    let (buffer, dispatch, _guard) = capture(LogFormat::Json, "info");
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_SPAN_ID}-00");
+    let emitted = tracing::dispatcher::with_default(&dispatch, || {
+        message_span(&full_info(&traceparent)).in_scope(|| {
+            tracing::info!("not sampled");
+            current_traceparent()
+        })
+    });
+    let emitted = emitted.expect("ids exist without sampling");
+    assert!(emitted.starts_with(&format!("00-{TRACE_ID}-")), "{emitted}");
+    assert!(
+        emitted.ends_with("-00"),
+        "the sampling decision propagates: {emitted}"
+    );
+    let line = &buffer.json_lines()[0];
+    assert_eq!(str_of(line, "traceId"), Some(TRACE_ID));
+    assert!(is_span_id(str_of(line, "spanId")));
+    assert_ne!(str_of(line, "spanId"), Some(PARENT_SPAN_ID));
+}
