@@ -237,3 +237,23 @@ fn an_unsampled_parent_still_yields_ids_for_logs_and_emitted_events() {
     assert!(is_span_id(str_of(line, "spanId")));
     assert_ne!(str_of(line, "spanId"), Some(PARENT_SPAN_ID));
 }
+
+#[test]
+fn a_message_without_trace_context_starts_its_own_trace_even_inside_another_span() {
+    let (_buffer, dispatch, _guard) = capture(LogFormat::Json, "info");
+    let (outer, inner) = tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info_span!("receive_loop").in_scope(|| {
+            let outer = current_traceparent().expect("outer span has ids");
+            let inner = message_span(&MessageSpanInfo {
+                worker: "w",
+                destination: "t",
+                ..MessageSpanInfo::default()
+            })
+            .in_scope(current_traceparent)
+            .expect("message span has ids");
+            (outer, inner)
+        })
+    });
+    let trace_of = |tp: &str| tp.split('-').nth(1).map(str::to_owned);
+    assert_ne!(trace_of(&outer), trace_of(&inner), "{outer} vs {inner}");
+}
