@@ -253,3 +253,40 @@ async fn spans_chain_across_two_hops_and_carry_messaging_attributes() {
         .await
         .expect("shutdown task");
 }
+
+#[tokio::test]
+async fn an_unreachable_collector_surfaces_on_flush_and_never_breaks_processing() {
+    // A port that was free a moment ago: nothing listens there.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+
+    let logs = LogBuffer::default();
+    let mut config = TelemetryConfig::new("unreachable");
+    config.otlp_endpoint = Some(endpoint);
+    let (dispatch, guard) = build_dispatch(&config, logs.writer()).expect("build");
+    let emitted = tracing::dispatcher::with_default(&dispatch, || {
+        message_span(&info(None, "msg-x")).in_scope(|| {
+            tracing::info!("handled");
+            current_traceparent()
+        })
+    });
+    assert!(emitted.is_some(), "ids exist whatever the exporter does");
+    assert!(
+        logs.text().contains("\"message\":\"handled\""),
+        "{}",
+        logs.text()
+    );
+
+    let flushed = tokio::task::spawn_blocking(move || {
+        let result = guard.flush();
+        drop(guard);
+        result
+    });
+    let result = tokio::time::timeout(Duration::from_secs(30), flushed)
+        .await
+        .expect("flush gives up within the export timeout")
+        .expect("flush task");
+    let err = result.expect_err("a failed export is reported");
+    assert_eq!(err.kind(), fleet_telemetry::TelemetryErrorKind::Shutdown);
+}
