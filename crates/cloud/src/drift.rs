@@ -106,12 +106,43 @@ pub fn finding_hash(
     hex::encode(h.finalize())
 }
 
+/// How replica counts are compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReplicaCheck {
+    /// Any difference is drift (services without autoscaling).
+    #[default]
+    Exact,
+    /// Only fewer replicas than desired is drift: the desired count is the floor an autoscaler
+    /// (the scaling-policy worker) builds on.
+    AtLeast,
+    /// Replicas are not compared.
+    Ignore,
+}
+
+/// What [`diff_with`] compares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiffOptions {
+    /// How replica counts are compared.
+    pub replicas: ReplicaCheck,
+}
+
+/// Every difference between `desired` and `observed`, ordered by (environment, service, kind),
+/// with exact replica comparison. See [`diff_with`].
+pub fn diff(desired: &[ServiceSpec], observed: &[ObservedService]) -> Vec<DriftItem> {
+    diff_with(desired, observed, DiffOptions::default())
+}
+
 /// Every difference between `desired` and `observed`, ordered by (environment, service, kind).
 ///
-/// A service present on both sides is compared on platform, image, replicas and — when the spec
-/// names one — configuration id and version. Labels and secret versions are not drift: labels
-/// are informational and secrets rotate on their own schedule.
-pub fn diff(desired: &[ServiceSpec], observed: &[ObservedService]) -> Vec<DriftItem> {
+/// A service present on both sides is compared on platform, image, replicas (per `options`) and
+/// — when the spec names one — configuration id and version. Labels and secret versions are not
+/// drift: labels are informational and secrets rotate on their own schedule.
+pub fn diff_with(
+    desired: &[ServiceSpec],
+    observed: &[ObservedService],
+    options: DiffOptions,
+) -> Vec<DriftItem> {
     let mut live: HashMap<(&str, &str), &ObservedService> = HashMap::with_capacity(observed.len());
     for o in observed {
         live.insert((o.environment_id.as_str(), o.id.as_str()), o);
@@ -147,7 +178,12 @@ pub fn diff(desired: &[ServiceSpec], observed: &[ObservedService]) -> Vec<DriftI
                 json!(o.image),
             ));
         }
-        if o.replicas != d.replicas {
+        let replicas_drift = match options.replicas {
+            ReplicaCheck::Exact => o.replicas != d.replicas,
+            ReplicaCheck::AtLeast => o.replicas < d.replicas,
+            ReplicaCheck::Ignore => false,
+        };
+        if replicas_drift {
             items.push(DriftItem::new(
                 env,
                 &d.id,
@@ -259,6 +295,23 @@ mod tests {
         );
         assert_eq!(items[0].desired, json!("img:1"));
         assert_eq!(items[0].actual, json!("img:hotfix"));
+    }
+
+    #[test]
+    fn replica_checks_follow_the_options() {
+        let d = vec![spec("a", "img:1", 3)];
+        let kinds = |running: u32, replicas: ReplicaCheck| {
+            let mut o = live(&d[0]);
+            o.replicas = running;
+            diff_with(&d, &[o], DiffOptions { replicas })
+                .into_iter()
+                .map(|i| i.kind)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(5, ReplicaCheck::Exact), [DriftKind::Replicas]);
+        assert!(kinds(5, ReplicaCheck::AtLeast).is_empty());
+        assert_eq!(kinds(2, ReplicaCheck::AtLeast), [DriftKind::Replicas]);
+        assert!(kinds(0, ReplicaCheck::Ignore).is_empty());
     }
 
     #[test]

@@ -23,7 +23,7 @@ mod vault;
 
 pub use compute::{Compute, ComputeSet};
 pub use desired::{DesiredSource, DesiredState, Limits, ManifestDir, PulumiExport};
-pub use drift::{DriftItem, DriftKind, diff};
+pub use drift::{DiffOptions, DriftItem, DriftKind, ReplicaCheck, diff, diff_with};
 pub use error::{CloudError, CloudErrorKind};
 pub use metrics::{Aggregation, MetricPoint, MetricQuery, Metrics, names as metric_names};
 pub use model::{
