@@ -13,6 +13,7 @@
 //! them over ARM, the Kubernetes API, Key Vault and Monitor (see `docs/cloud.md`).
 
 mod compute;
+pub mod conformance;
 pub mod desired;
 pub mod drift;
 mod error;
