@@ -1,4 +1,4 @@
-//! The behaviour every [`Compute`] adapter must show, as one async suite: the sandbox runs it in
+//! The behaviour every [`Compute`] and [`Vault`] adapter must show, as one async suite: the sandbox runs it in
 //! its tests and an Azure adapter runs it against its emulator, so both keep the promises the
 //! workers rely on (idempotent desired state, long-running operations, tenant isolation).
 //!
@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::{CloudError, CloudErrorKind, Compute, Operation, OperationStatus, Scope, ServiceSpec};
+use crate::{
+    CloudError, CloudErrorKind, Compute, Operation, OperationStatus, Scope, SecretValue,
+    ServiceSpec, Vault,
+};
 
 /// Lets time pass for the control plane: a fake clock's advance in the sandbox, a real sleep
 /// against a live emulator.
@@ -188,6 +191,68 @@ pub async fn run_compute(
     check(
         gone.as_ref().err().map(CloudError::kind) == Some(CloudErrorKind::NotFound),
         || format!("after delete get must be NotFound, got {gone:?}"),
+    )?;
+    Ok(())
+}
+
+/// Runs the vault suite on `vault` with a fresh secret `name` in `scope`; `other` is a scope of
+/// another tenant that must not read it.
+pub async fn run_vault(
+    vault: &dyn Vault,
+    scope: &Scope,
+    other: &Scope,
+    name: &str,
+) -> Result<(), CloudError> {
+    let v1 = vault
+        .set_secret(scope, name, SecretValue::new("conformance-one"))
+        .await?;
+    let v2 = vault
+        .set_secret(scope, name, SecretValue::new("conformance-two"))
+        .await?;
+    check(v1 != v2, || "every set must create a new version".into())?;
+
+    let latest = vault.get_secret(scope, name, None).await?;
+    check(
+        latest.version == v2 && latest.value.expose() == "conformance-two" && latest.enabled,
+        || format!("latest must be {v2}, got {}", latest.version),
+    )?;
+    let first = vault.get_secret(scope, name, Some(&v1)).await?;
+    check(first.value.expose() == "conformance-one", || {
+        format!("version {v1} has another value")
+    })?;
+
+    vault.disable_version(scope, name, &v1).await?;
+    vault.disable_version(scope, name, &v1).await?;
+    let disabled = vault.get_secret(scope, name, Some(&v1)).await;
+    check(
+        disabled.as_ref().err().map(CloudError::kind) == Some(CloudErrorKind::Conflict),
+        || {
+            format!(
+                "reading a disabled version must be Conflict, got {:?}",
+                disabled.as_ref().map(|b| &b.version)
+            )
+        },
+    )?;
+    let versions = vault.list_versions(scope, name).await?;
+    let flags: Vec<(&str, bool)> = versions
+        .iter()
+        .map(|v| (v.version.as_str(), v.enabled))
+        .collect();
+    check(flags == [(v1.as_str(), false), (v2.as_str(), true)], || {
+        format!("versions are {flags:?}")
+    })?;
+
+    let foreign = vault.get_secret(other, name, None).await;
+    check(
+        foreign.as_ref().err().map(CloudError::kind) == Some(CloudErrorKind::NotFound),
+        || "another tenant must not read the secret".into(),
+    )?;
+    let missing = vault
+        .get_secret(scope, name, Some("0000000000000000000000000000dead"))
+        .await;
+    check(
+        missing.as_ref().err().map(CloudError::kind) == Some(CloudErrorKind::NotFound),
+        || "an unknown version must be NotFound".into(),
     )?;
     Ok(())
 }

@@ -1,10 +1,10 @@
-//! The sandbox passes `fleet-cloud`'s compute conformance suite on every platform kind.
+//! The sandbox passes `fleet-cloud`'s conformance suites: compute on every platform kind, vault.
 
 mod common;
 
 use std::time::Duration;
 
-use fleet_cloud::conformance::run_compute;
+use fleet_cloud::conformance::{run_compute, run_vault};
 use fleet_cloud::{PlatformKind, Scope};
 use futures::FutureExt;
 
@@ -29,4 +29,18 @@ async fn every_platform_passes_the_compute_conformance_suite() {
         .await
         .unwrap_or_else(|e| panic!("{platform}: {e}"));
     }
+}
+
+#[tokio::test]
+async fn the_vault_passes_the_vault_conformance_suite() {
+    let w = common::world().await;
+    let vault = w.sandbox.vault();
+    run_vault(
+        vault.as_ref(),
+        &common::scope(),
+        &Scope::new("tenant-z", "prod"),
+        "conformance-secret",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
