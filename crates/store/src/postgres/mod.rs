@@ -2,6 +2,7 @@
 
 mod ops;
 mod pool;
+mod unit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -416,10 +417,16 @@ impl Store for PostgresStore {
         }
         let mut conn = self.pool.get().await?;
         let pool::Conn { client, stmts } = &mut *conn;
+        let statements = stmts.unit(client).await?;
         let tx = client.transaction().await.map_err(|e| pg_err("begin", e))?;
-        // On error `tx` drops and rolls back.
-        ops::apply_unit(&tx, stmts, &uow).await?;
-        tx.commit().await.map_err(|e| pg_err("commit", e))
+        match unit::apply_unit(&tx, &statements, &uow).await {
+            Ok(()) => tx.commit().await.map_err(|e| pg_err("commit", e)),
+            Err(err) => {
+                // The unit's error is the news; a failed rollback also closes the transaction.
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
     }
 
     async fn commit_many(&self, uows: Vec<UnitOfWork>) -> Vec<Result<(), StoreError>> {
@@ -434,6 +441,35 @@ impl Store for PostgresStore {
             Err(err) => return fail_all(err),
         };
         let pool::Conn { client, stmts } = &mut *conn;
+        let statements = match stmts.unit(client).await {
+            Ok(s) => s,
+            Err(err) => return fail_all(err),
+        };
+
+        // Fast path: every unit in one pipeline, one transaction.
+        let tx = match client.transaction().await {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(pg_err("begin", e)),
+        };
+        match unit::apply_all(&tx, &statements, &uows).await {
+            Ok(()) => {
+                return match tx.commit().await {
+                    Ok(()) => uows.iter().map(|_| Ok(())).collect(),
+                    Err(e) => fail_all(pg_err("commit", e)),
+                };
+            }
+            Err(err) if err.is_transient() => {
+                let _ = tx.rollback().await;
+                return fail_all(err);
+            }
+            Err(_) => {
+                if let Err(e) = tx.rollback().await {
+                    return fail_all(pg_err("roll back", e));
+                }
+            }
+        }
+
+        // Some unit failed a check: replay one savepoint per unit to find out which.
         let mut tx = match client.transaction().await {
             Ok(tx) => tx,
             Err(e) => return fail_all(pg_err("begin", e)),
@@ -444,7 +480,7 @@ impl Store for PostgresStore {
                 Ok(sp) => sp,
                 Err(e) => return fail_all(pg_err("savepoint", e)),
             };
-            match ops::apply_unit(&sp, stmts, uow).await {
+            match unit::apply_unit(&sp, &statements, uow).await {
                 Ok(()) => {
                     if let Err(e) = sp.commit().await {
                         return fail_all(pg_err("release savepoint", e));

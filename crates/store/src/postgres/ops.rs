@@ -1,8 +1,4 @@
-//! PostgreSQL statements for the unit of work and the outbox. Every statement is written so it
-//! is safe under READ COMMITTED with concurrent replicas: inserts use `ON CONFLICT DO NOTHING`
-//! (a concurrent insert of the same key waits for the other transaction, then reports zero
-//! rows), updates carry their version in the `WHERE` clause (re-checked after a concurrent
-//! update commits), and claims use `FOR UPDATE SKIP LOCKED`.
+//! PostgreSQL statements for records and the outbox (the unit of work is in `unit.rs`).
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
@@ -13,7 +9,7 @@ use super::pg_err;
 use super::pool::Stmts;
 use crate::error::StoreError;
 use crate::record::RawRecord;
-use crate::unit::{Expect, OutboxMessage, OutboxRow, RecordWrite, UnitOfWork, messages};
+use crate::unit::{OutboxMessage, OutboxRow};
 
 pub(crate) fn decode_record(row: &Row) -> Result<RawRecord, StoreError> {
     let kind: String = row.try_get(0).map_err(|e| pg_err("decode record", e))?;
@@ -26,155 +22,6 @@ pub(crate) fn decode_record(row: &Row) -> Result<RawRecord, StoreError> {
         body: row.try_get(5).map_err(|e| pg_err("decode record", e))?,
         updated_at: row.try_get(6).map_err(|e| pg_err("decode record", e))?,
     })
-}
-
-/// Applies one unit inside the caller's transaction or savepoint; the caller rolls back on
-/// error.
-pub(crate) async fn apply_unit(
-    c: &impl GenericClient,
-    stmts: &mut Stmts,
-    uow: &UnitOfWork,
-) -> Result<(), StoreError> {
-    if let Some(entry) = &uow.inbox {
-        let stmt = stmts
-            .get(
-                c,
-                "INSERT INTO inbox (worker, event_id, received_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        let inserted = c
-            .execute(&stmt, &[&entry.worker, &entry.event_id, &entry.received_at])
-            .await
-            .map_err(|e| pg_err("insert inbox row", e))?;
-        if inserted == 0 {
-            return Err(messages::duplicate_inbox(entry));
-        }
-    }
-    let now = Utc::now();
-    for write in &uow.writes {
-        apply_write(c, stmts, write, now).await?;
-    }
-    for key in &uow.idempotency_keys {
-        let stmt = stmts
-            .get(
-                c,
-                "INSERT INTO idempotency_keys (worker, key, outcome, created_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        let inserted = c
-            .execute(
-                &stmt,
-                &[&key.worker, &key.key, &key.outcome, &key.created_at],
-            )
-            .await
-            .map_err(|e| pg_err("insert idempotency key", e))?;
-        if inserted == 0 {
-            return Err(messages::duplicate_key(key));
-        }
-    }
-    for m in &uow.outbox {
-        let stmt = stmts
-            .get(
-                c,
-                "INSERT INTO outbox (id, worker, destination, body, content_type, properties, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        c.execute(
-            &stmt,
-            &[
-                &m.id,
-                &m.worker,
-                &m.destination,
-                &m.body,
-                &m.content_type,
-                &m.properties,
-                &m.created_at,
-            ],
-        )
-        .await
-        .map_err(|e| pg_err("insert outbox row", e))?;
-    }
-    Ok(())
-}
-
-async fn apply_write(
-    c: &impl GenericClient,
-    stmts: &mut Stmts,
-    w: &RecordWrite,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let kind = w.kind.as_str();
-    let changed = match (&w.body, w.expect) {
-        (Some(body), Expect::Absent) => {
-            let stmt = stmts
-                .get(
-                    c,
-                    "INSERT INTO records (kind, tenant_id, id, environment_id, version, body, updated_at)
-                     VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .await?;
-            c.execute(&stmt, &[&kind, &w.tenant_id, &w.id, &w.environment_id, body, &now])
-                .await
-        }
-        (Some(body), Expect::Version(v)) => {
-            let stmt = stmts
-                .get(
-                    c,
-                    "UPDATE records SET environment_id = $4, version = version + 1, body = $5,
-                         updated_at = $6
-                     WHERE kind = $1 AND tenant_id = $2 AND id = $3 AND version = $7",
-                )
-                .await?;
-            c.execute(&stmt, &[&kind, &w.tenant_id, &w.id, &w.environment_id, body, &now, &v])
-                .await
-        }
-        (Some(body), Expect::Any) => {
-            let stmt = stmts
-                .get(
-                    c,
-                    "INSERT INTO records (kind, tenant_id, id, environment_id, version, body, updated_at)
-                     VALUES ($1, $2, $3, $4, 1, $5, $6)
-                     ON CONFLICT (kind, tenant_id, id) DO UPDATE SET
-                         environment_id = excluded.environment_id, version = records.version + 1,
-                         body = excluded.body, updated_at = excluded.updated_at",
-                )
-                .await?;
-            c.execute(&stmt, &[&kind, &w.tenant_id, &w.id, &w.environment_id, body, &now])
-                .await
-        }
-        (None, Expect::Absent) => {
-            let stmt = stmts
-                .get(c, "SELECT 1 FROM records WHERE kind = $1 AND tenant_id = $2 AND id = $3")
-                .await?;
-            // Absence holds exactly when nothing exists: report it as "one row as expected".
-            c.query_opt(&stmt, &[&kind, &w.tenant_id, &w.id])
-                .await
-                .map(|row| u64::from(row.is_none()))
-        }
-        (None, Expect::Version(v)) => {
-            let stmt = stmts
-                .get(
-                    c,
-                    "DELETE FROM records WHERE kind = $1 AND tenant_id = $2 AND id = $3 AND version = $4",
-                )
-                .await?;
-            c.execute(&stmt, &[&kind, &w.tenant_id, &w.id, &v]).await
-        }
-        (None, Expect::Any) => {
-            let stmt = stmts
-                .get(c, "DELETE FROM records WHERE kind = $1 AND tenant_id = $2 AND id = $3")
-                .await?;
-            c.execute(&stmt, &[&kind, &w.tenant_id, &w.id]).await.map(|_| 1)
-        }
-    }
-    .map_err(|e| pg_err("write record", e))?;
-    if changed == 0 {
-        return Err(messages::write_conflict(w));
-    }
-    Ok(())
 }
 
 pub(crate) async fn claim_outbox(

@@ -10,6 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
 
 use super::pg_err;
+use super::unit::UnitStatements;
 use crate::error::StoreError;
 
 /// One connection and the statements prepared on it.
@@ -21,9 +22,19 @@ pub(crate) struct Conn {
 /// Prepared statements by SQL text. Preparing costs a round trip; a unit of work runs the same
 /// handful of statements every time.
 #[derive(Default)]
-pub(crate) struct Stmts(HashMap<&'static str, Statement>);
+pub(crate) struct Stmts(HashMap<&'static str, Statement>, Option<UnitStatements>);
 
 impl Stmts {
+    /// The unit-of-work statements, prepared on first use.
+    pub(crate) async fn unit(&mut self, client: &Client) -> Result<UnitStatements, StoreError> {
+        if let Some(unit) = &self.1 {
+            return Ok(unit.clone());
+        }
+        let unit = UnitStatements::prepare(client).await?;
+        self.1 = Some(unit.clone());
+        Ok(unit)
+    }
+
     pub(crate) async fn get(
         &mut self,
         client: &impl GenericClient,

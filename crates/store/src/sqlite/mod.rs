@@ -131,8 +131,9 @@ impl SqliteStore {
                     })?;
                 }
                 let conn = threads::open_connection(&path, synchronous, false)?;
+                let checkpointer = threads::spawn_checkpointer(path.clone(), synchronous)?;
                 Ok(Self {
-                    writer: Writer::spawn(conn)?,
+                    writer: Writer::spawn(conn, Some(checkpointer))?,
                     readers: Some(Readers::new(path, synchronous, readers)),
                 })
             }
@@ -141,7 +142,7 @@ impl SqliteStore {
                     .map_err(|e| ops::sql_err("open in-memory database", e))?;
                 threads::configure(&conn, synchronous, false, false)?;
                 Ok(Self {
-                    writer: Writer::spawn(conn)?,
+                    writer: Writer::spawn(conn, None)?,
                     readers: None,
                 })
             }

@@ -384,14 +384,17 @@ pub(crate) fn commit_many(
 }
 
 fn apply_in_savepoint(conn: &Connection, uow: &UnitOfWork) -> Result<(), StoreError> {
-    conn.execute_batch("SAVEPOINT unit")
-        .map_err(|e| sql_err("savepoint", e))?;
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+    };
+    run("SAVEPOINT unit").map_err(|e| sql_err("savepoint", e))?;
     match apply_unit(conn, uow) {
-        Ok(()) => conn
-            .execute_batch("RELEASE unit")
-            .map_err(|e| sql_err("release savepoint", e)),
+        Ok(()) => run("RELEASE unit").map_err(|e| sql_err("release savepoint", e)),
         Err(err) => {
-            conn.execute_batch("ROLLBACK TO unit; RELEASE unit")
+            run("ROLLBACK TO unit")
+                .and_then(|()| run("RELEASE unit"))
                 .map_err(|e| sql_err("roll back savepoint", e))?;
             Err(err)
         }

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -19,6 +20,10 @@ use crate::error::StoreError;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// How long the checkpointer gathers commit notifications before checkpointing: a burst of
+/// commits costs one checkpoint.
+const CHECKPOINT_PACE: Duration = Duration::from_millis(200);
+
 /// Handle to the writer thread. Dropping the last handle ends the thread after it finishes the
 /// jobs already queued, so no accepted commit is lost.
 pub(crate) struct Writer {
@@ -26,7 +31,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the writer thread. With `checkpointer`, the writer nudges it after every job so
+    /// WAL checkpoints (and their fsyncs) happen off the commit path.
+    pub(crate) fn spawn(
+        conn: Connection,
+        checkpointer: Option<mpsc::SyncSender<()>>,
+    ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("fleet-store-sqlite-writer".into())
@@ -34,6 +44,10 @@ impl Writer {
                 let mut conn = conn;
                 while let Ok(job) = queue.recv() {
                     job(&mut conn);
+                    if let Some(nudge) = &checkpointer {
+                        // Full means a nudge is already pending: nothing to add.
+                        let _ = nudge.try_send(());
+                    }
                 }
             })
             .map_err(|e| {
@@ -63,6 +77,53 @@ impl Writer {
             StoreError::unavailable("sqlite: the writer thread stopped mid-operation")
         })?
     }
+}
+
+/// Starts the checkpointer thread for a file database and returns the sender the writer nudges.
+///
+/// In WAL mode a checkpoint copies committed pages back into the database file and fsyncs it.
+/// Left to SQLite's auto-checkpoint, that work (and the fsync) lands on whichever commit crosses
+/// the threshold, stalling the writer. Here a separate connection runs PASSIVE checkpoints, which
+/// never block the writer; the writer's own auto-checkpoint stays as a backstop at a larger
+/// threshold in case this thread falls behind.
+pub(crate) fn spawn_checkpointer(
+    path: PathBuf,
+    synchronous: Synchronous,
+) -> Result<mpsc::SyncSender<()>, StoreError> {
+    let conn = open_connection(&path, synchronous, false)?;
+    let (nudge, nudges) = mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("fleet-store-sqlite-checkpointer".into())
+        .spawn(move || {
+            while nudges.recv().is_ok() {
+                let deadline = Instant::now() + CHECKPOINT_PACE;
+                loop {
+                    match nudges.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(()) => continue,
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            passive_checkpoint(&conn);
+                            return;
+                        }
+                    }
+                }
+                passive_checkpoint(&conn);
+            }
+        })
+        .map_err(|e| {
+            StoreError::with_source(
+                crate::StoreErrorKind::Unavailable,
+                "sqlite: cannot start the checkpointer thread",
+                e,
+            )
+        })?;
+    Ok(nudge)
+}
+
+fn passive_checkpoint(conn: &Connection) {
+    // Busy (a concurrent checkpoint) or an I/O error: the next nudge retries, and the writer's
+    // backstop keeps the WAL bounded meanwhile.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
 /// Reader connections for a file database, opened lazily up to `max`.
@@ -151,6 +212,17 @@ pub(crate) fn configure(
     if reader {
         conn.pragma_update(None, "query_only", "ON")
             .map_err(|e| sql_err("set query_only", e))?;
+    } else {
+        // The checkpointer thread keeps the WAL short; this is the backstop (about 32 MiB).
+        conn.pragma_update(None, "wal_autocheckpoint", 8192)
+            .map_err(|e| sql_err("set wal_autocheckpoint", e))?;
+        // 16 MiB of page cache: the hot right edges of the time-ordered indexes stay cached.
+        conn.pragma_update(None, "cache_size", -16384)
+            .map_err(|e| sql_err("set cache_size", e))?;
+        // Group commit wraps each unit in a savepoint, whose sub-journal otherwise goes to a
+        // temporary file: a disk write per touched page.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(|e| sql_err("set temp_store", e))?;
     }
     // Statements are few and reused on every commit; keep them all prepared.
     conn.set_prepared_statement_cache_capacity(64);

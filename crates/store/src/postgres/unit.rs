@@ -1,0 +1,220 @@
+//! The unit of work on PostgreSQL, pipelined.
+//!
+//! Every statement is safe under READ COMMITTED with concurrent replicas: inserts use
+//! `ON CONFLICT DO NOTHING` (a concurrent insert of the same key waits for the other
+//! transaction, then reports zero rows), and updates carry their version in the `WHERE` clause
+//! (re-checked against the committed row after a concurrent update). Each statement comes with a
+//! check of its row count; a unit stands only if every check passes.
+//!
+//! The statements of a unit do not depend on each other's results, so they are sent as one
+//! pipeline (one network round trip) and checked afterwards; a failed check rolls the unit back,
+//! so sending the later statements anyway changes nothing that survives. A group commit first
+//! pipelines all its units in one transaction; if any check fails it rolls back and replays the
+//! units one savepoint at a time, so one unit's conflict never sinks the others.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use tokio_postgres::{Client, GenericClient, Statement};
+
+use super::pg_err;
+use crate::error::StoreError;
+use crate::unit::{Expect, UnitOfWork, messages};
+
+/// The prepared statements of a unit of work, prepared once per connection.
+#[derive(Clone)]
+pub(crate) struct UnitStatements {
+    inbox: Statement,
+    insert: Statement,
+    update: Statement,
+    upsert: Statement,
+    exists: Statement,
+    delete_version: Statement,
+    delete_any: Statement,
+    key: Statement,
+    outbox: Statement,
+}
+
+impl UnitStatements {
+    pub(crate) async fn prepare(c: &Client) -> Result<Self, StoreError> {
+        let (inbox, insert, update, upsert, exists, delete_version, delete_any, key, outbox) =
+            tokio::try_join!(
+                c.prepare(
+                    "INSERT INTO inbox (worker, event_id, received_at) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING"
+                ),
+                c.prepare(
+                    "INSERT INTO records (kind, tenant_id, id, environment_id, version, body, updated_at)
+                     VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING"
+                ),
+                c.prepare(
+                    "UPDATE records SET environment_id = $4, version = version + 1, body = $5,
+                         updated_at = $6
+                     WHERE kind = $1 AND tenant_id = $2 AND id = $3 AND version = $7"
+                ),
+                c.prepare(
+                    "INSERT INTO records (kind, tenant_id, id, environment_id, version, body, updated_at)
+                     VALUES ($1, $2, $3, $4, 1, $5, $6)
+                     ON CONFLICT (kind, tenant_id, id) DO UPDATE SET
+                         environment_id = excluded.environment_id, version = records.version + 1,
+                         body = excluded.body, updated_at = excluded.updated_at"
+                ),
+                c.prepare("SELECT 1 FROM records WHERE kind = $1 AND tenant_id = $2 AND id = $3"),
+                c.prepare(
+                    "DELETE FROM records WHERE kind = $1 AND tenant_id = $2 AND id = $3 AND version = $4"
+                ),
+                c.prepare("DELETE FROM records WHERE kind = $1 AND tenant_id = $2 AND id = $3"),
+                c.prepare(
+                    "INSERT INTO idempotency_keys (worker, key, outcome, created_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+                ),
+                c.prepare(
+                    "INSERT INTO outbox (id, worker, destination, body, content_type, properties, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+                ),
+            )
+            .map_err(|e| pg_err("prepare unit statements", e))?;
+        Ok(Self {
+            inbox,
+            insert,
+            update,
+            upsert,
+            exists,
+            delete_version,
+            delete_any,
+            key,
+            outbox,
+        })
+    }
+}
+
+/// One statement of a unit and the check of its outcome.
+type Check<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// The statements of `uow`, in order, as futures; none is sent until polled.
+fn checks<'a, C: GenericClient + Sync>(
+    c: &'a C,
+    s: &'a UnitStatements,
+    uow: &'a UnitOfWork,
+    now: &'a DateTime<Utc>,
+) -> Vec<Check<'a>> {
+    let mut out: Vec<Check<'a>> = Vec::new();
+    if let Some(e) = &uow.inbox {
+        out.push(Box::pin(async move {
+            let n = c
+                .execute(&s.inbox, &[&e.worker, &e.event_id, &e.received_at])
+                .await
+                .map_err(|err| pg_err("insert inbox row", err))?;
+            if n == 0 {
+                Err(messages::duplicate_inbox(e))
+            } else {
+                Ok(())
+            }
+        }));
+    }
+    for w in &uow.writes {
+        out.push(Box::pin(async move {
+            let kind = w.kind.as_str();
+            let key: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&kind, &w.tenant_id, &w.id];
+            let held = match (&w.body, w.expect) {
+                (Some(body), Expect::Absent) => c
+                    .execute(
+                        &s.insert,
+                        &[key[0], key[1], key[2], &w.environment_id, body, now],
+                    )
+                    .await
+                    .map(|n| n == 1),
+                (Some(body), Expect::Version(v)) => c
+                    .execute(
+                        &s.update,
+                        &[key[0], key[1], key[2], &w.environment_id, body, now, &v],
+                    )
+                    .await
+                    .map(|n| n == 1),
+                (Some(body), Expect::Any) => c
+                    .execute(
+                        &s.upsert,
+                        &[key[0], key[1], key[2], &w.environment_id, body, now],
+                    )
+                    .await
+                    .map(|_| true),
+                (None, Expect::Absent) => c.query_opt(&s.exists, &key).await.map(|r| r.is_none()),
+                (None, Expect::Version(v)) => c
+                    .execute(&s.delete_version, &[key[0], key[1], key[2], &v])
+                    .await
+                    .map(|n| n == 1),
+                (None, Expect::Any) => c.execute(&s.delete_any, &key).await.map(|_| true),
+            }
+            .map_err(|err| pg_err("write record", err))?;
+            if held {
+                Ok(())
+            } else {
+                Err(messages::write_conflict(w))
+            }
+        }));
+    }
+    for k in &uow.idempotency_keys {
+        out.push(Box::pin(async move {
+            let n = c
+                .execute(&s.key, &[&k.worker, &k.key, &k.outcome, &k.created_at])
+                .await
+                .map_err(|err| pg_err("insert idempotency key", err))?;
+            if n == 0 {
+                Err(messages::duplicate_key(k))
+            } else {
+                Ok(())
+            }
+        }));
+    }
+    for m in &uow.outbox {
+        out.push(Box::pin(async move {
+            c.execute(
+                &s.outbox,
+                &[
+                    &m.id,
+                    &m.worker,
+                    &m.destination,
+                    &m.body,
+                    &m.content_type,
+                    &m.properties,
+                    &m.created_at,
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|err| pg_err("insert outbox row", err))
+        }));
+    }
+    out
+}
+
+/// The first failure in statement order: later statements of a failed transaction only report
+/// that it was aborted, so the first error is the cause.
+fn first_failure(results: Vec<Result<(), StoreError>>) -> Result<(), StoreError> {
+    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+}
+
+/// Runs one unit's statements as one pipeline inside the caller's transaction or savepoint.
+/// On error the caller must roll back.
+pub(crate) async fn apply_unit<C: GenericClient + Sync>(
+    c: &C,
+    s: &UnitStatements,
+    uow: &UnitOfWork,
+) -> Result<(), StoreError> {
+    let now = Utc::now();
+    first_failure(join_all(checks(c, s, uow, &now)).await)
+}
+
+/// Runs every unit's statements as one pipeline; `Ok` only if every check of every unit passed.
+/// On error the caller must roll back the whole transaction.
+pub(crate) async fn apply_all<C: GenericClient + Sync>(
+    c: &C,
+    s: &UnitStatements,
+    uows: &[UnitOfWork],
+) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let all = uows.iter().flat_map(|u| checks(c, s, u, &now));
+    first_failure(join_all(all).await)
+}
