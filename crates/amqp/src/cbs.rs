@@ -9,6 +9,9 @@ use fe2o3_amqp_types::primitives::{SimpleValue, Value};
 use crate::connection::Connection;
 use crate::{address, auth, convert};
 
+/// Most token scopes one connection keeps.
+const MAX_SCOPES: usize = 1_024;
+
 impl Connection {
     /// Handles one put-token request; returns (reply-to, encoded reply), `None` when the
     /// request is too broken to answer.
@@ -54,7 +57,14 @@ impl Connection {
         };
         let (code, description) = match outcome {
             Ok(()) => {
-                self.authorized.push(address::key(&name));
+                let scope = address::key(&name);
+                if !self.authorized.contains(&scope) {
+                    // Bounded: a client putting endless tokens must not grow this forever.
+                    if self.authorized.len() >= MAX_SCOPES {
+                        self.authorized.remove(0);
+                    }
+                    self.authorized.push(scope);
+                }
                 (202, "Accepted".to_owned())
             }
             Err((code, why)) => {

@@ -57,6 +57,13 @@ pub(crate) struct Connection {
     opened: bool,
     /// When we last wrote a frame: heartbeats are due only after a quiet half idle-timeout.
     last_write: Instant,
+    /// Settled dispositions owed to clients, each due `settle_delay` after its outcome.
+    pub settlements: std::collections::VecDeque<(
+        Instant,
+        u16,
+        u32,
+        fe2o3_amqp_types::messaging::DeliveryState,
+    )>,
 }
 
 /// Runs one accepted connection to its end. Errors close this connection only.
@@ -103,6 +110,7 @@ pub(crate) async fn run(
         next_link_id: 0,
         opened: false,
         last_write: Instant::now(),
+        settlements: std::collections::VecDeque::new(),
     };
 
     let idle = conn.shared.options.idle_timeout;
@@ -124,6 +132,8 @@ pub(crate) async fn run(
                 None => break Ok(()),
             },
             Some(event) = events.recv() => conn.on_event(event).await,
+            _ = tokio::time::sleep_until(conn.settlements.front().map_or(idle_deadline, |s| s.0)),
+                if !conn.settlements.is_empty() => conn.flush_settlements().await.map(|_| Next::Continue),
             _ = tokio::time::sleep_until(next_heartbeat) => {
                 conn.write_raw(&frame::heartbeat()).await
             }
@@ -189,6 +199,7 @@ impl Connection {
 
     /// Sends a performative without payload.
     pub(crate) async fn send(&mut self, channel: u16, perf: Performative) -> Result<(), AmqpError> {
+        tracing::trace!(channel, ?perf, "frame out");
         let body = frame::to_amqp(&perf, "a performative")?;
         self.write_raw(&frame::encode_frame(TYPE_AMQP, channel, &[&body]))
             .await

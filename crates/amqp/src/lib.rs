@@ -22,6 +22,7 @@ mod locks;
 mod management;
 mod sasl;
 mod scan;
+mod settle;
 mod state;
 mod transfer;
 
@@ -56,6 +57,10 @@ pub struct ListenerOptions {
     pub keys: Vec<SasKey>,
     /// Most simultaneous connections; later ones are closed at once.
     pub max_connections: usize,
+    /// How long after the unsettled outcome a client that asked for rcv-settle-mode `first`
+    /// gets the settled disposition; works around a race in the Rust client (see
+    /// `docs/amqp.md`). Only a send that lost the race waits this long.
+    pub settle_delay: Duration,
 }
 
 impl Default for ListenerOptions {
@@ -68,6 +73,7 @@ impl Default for ListenerOptions {
             handshake_timeout: Duration::from_secs(30),
             keys: Vec::new(),
             max_connections: 1_024,
+            settle_delay: Duration::from_millis(100),
         }
     }
 }

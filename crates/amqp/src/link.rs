@@ -258,7 +258,14 @@ fn spawn_puller(
                 receiver: receiver.clone(),
                 result,
             };
-            if events.send(event).await.is_err() {
+            if let Err(tokio::sync::mpsc::error::SendError(event)) = events.send(event).await {
+                // The connection is gone: give back what this pull locked.
+                let Event::Pulled {
+                    receiver, result, ..
+                } = event;
+                if let Ok(messages) = result {
+                    crate::deliver::release_messages(receiver, messages);
+                }
                 break;
             }
         }

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::connection::Connection;
 use crate::convert::{self, Purpose};
-use crate::deliver::Settlement;
 use crate::locks::Lock;
+use crate::settle::Settlement;
 
 /// Most messages one peek reply carries.
 const MAX_PEEK: usize = 250;

@@ -2,16 +2,21 @@
 //! delivery's destination — an entity (send), `$cbs` (put-token) or `$management`.
 
 use bytes::Bytes;
-use fe2o3_amqp_types::definitions::{self, AmqpError as Condition, ErrorCondition, Role};
+use fe2o3_amqp_types::definitions::{
+    self, AmqpError as Condition, ErrorCondition, ReceiverSettleMode, Role,
+};
 use fe2o3_amqp_types::messaging::{Accepted, DeliveryState, Rejected};
 use fe2o3_amqp_types::performatives::{Disposition, Performative, Transfer};
 use fe2o3_amqp_types::primitives::Symbol;
 
 use crate::connection::Connection;
 use crate::convert;
-use crate::deliver::bus_condition;
 use crate::error::AmqpError;
+use crate::settle::bus_condition;
 use crate::state::{LINK_CREDIT, LinkKind, Partial, Pending};
+
+/// Most replies waiting for credit on one link.
+const MAX_PENDING_REPLIES: usize = 1_000;
 
 impl Connection {
     pub(crate) async fn on_transfer(
@@ -90,7 +95,6 @@ impl Connection {
         let Some(link) = self.session(channel)?.links.get(&handle) else {
             return Ok(());
         };
-        let reply_address = link.client_address.clone();
         let state = if delivery.oversize {
             rejected(
                 ErrorCondition::Custom(Symbol::from("com.microsoft:message-size-exceeded")),
@@ -106,6 +110,7 @@ impl Connection {
                     match convert::bus_messages(delivery.message_format, &delivery.payload) {
                         Err(why) => rejected(Condition::DecodeError, why),
                         Ok(mut messages) => {
+                            tracing::trace!(count = messages.len(), "sending to the backend");
                             let result = if messages.len() == 1 {
                                 sender.send(messages.remove(0)).await
                             } else {
@@ -120,25 +125,97 @@ impl Connection {
                 }
                 LinkKind::ToCbs => {
                     let reply = self.put_token(&delivery.payload);
-                    self.route_reply(channel, None, reply_address, reply)
-                        .await?;
+                    self.route_reply(channel, None, reply).await?;
                     DeliveryState::Accepted(Accepted {})
                 }
                 LinkKind::ToManagement(entity) => {
                     let entity = entity.clone();
                     let reply = self.management(&entity, &delivery.payload).await;
-                    self.route_reply(channel, Some(entity), reply_address, reply)
-                        .await?;
+                    self.route_reply(channel, Some(entity), reply).await?;
                     DeliveryState::Accepted(Accepted {})
                 }
                 _ => return Ok(()),
             }
         };
         if !delivery.settled {
+            self.settle_incoming(channel, handle, delivery.delivery_id, state)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Answers an unsettled incoming delivery.
+    ///
+    /// Python asks for rcv-settle-mode `second` but completes a send only on a *settled*
+    /// disposition: it gets one at once. The Rust client (fe2o3-amqp 0.14, rcv mode `first`)
+    /// registers a sent delivery as unsettled only after handing the transfer to its session
+    /// task; on a multi-threaded runtime an instant loopback answer can arrive first and be
+    /// dropped, leaving the send hanging until its timeout (then retried: a duplicate). So it
+    /// first gets the outcome *unsettled* — which completes the send when the delivery is
+    /// registered, and keeps the client's delivery-id mapping alive when it is not — and the
+    /// settled disposition `settle_delay` later, which completes a send that lost the race.
+    async fn settle_incoming(
+        &mut self,
+        channel: u16,
+        handle: u32,
+        delivery_id: u32,
+        state: DeliveryState,
+    ) -> Result<(), AmqpError> {
+        let two_step = self
+            .session(channel)?
+            .links
+            .get(&handle)
+            .is_some_and(|l| l.rcv_settle_mode == ReceiverSettleMode::First);
+        let disposition = Disposition {
+            role: Role::Receiver,
+            first: delivery_id,
+            last: None,
+            settled: !two_step,
+            state: Some(state.clone()),
+            batchable: false,
+        };
+        self.send(channel, Performative::Disposition(disposition))
+            .await?;
+        if two_step {
+            let due = tokio::time::Instant::now() + self.shared.options.settle_delay;
+            self.settlements
+                .push_back((due, channel, delivery_id, state));
+        }
+        Ok(())
+    }
+
+    /// Sends the delayed settled dispositions, one frame per run of consecutive delivery ids
+    /// with the same outcome.
+    pub(crate) async fn flush_settlements(&mut self) -> Result<(), AmqpError> {
+        let now = tokio::time::Instant::now();
+        let mut queued = Vec::new();
+        while let Some((due, ..)) = self.settlements.front() {
+            if *due > now {
+                break;
+            }
+            if let Some((_, channel, id, state)) = self.settlements.pop_front() {
+                queued.push((channel, id, state));
+            }
+        }
+        let mut runs: Vec<(u16, u32, u32, DeliveryState)> = Vec::new();
+        for (channel, id, state) in queued {
+            match runs.last_mut() {
+                Some((ch, _, last, st))
+                    if *ch == channel && last.wrapping_add(1) == id && *st == state =>
+                {
+                    *last = id;
+                }
+                _ => runs.push((channel, id, id, state)),
+            }
+        }
+        for (channel, first, last, state) in runs {
+            if !self.sessions.contains_key(&channel) {
+                continue;
+            }
             let disposition = Disposition {
                 role: Role::Receiver,
-                first: delivery.delivery_id,
-                last: None,
+                first,
+                last: (last != first).then_some(last),
                 settled: true,
                 state: Some(state),
                 batchable: false,
@@ -155,7 +232,6 @@ impl Connection {
         &mut self,
         channel: u16,
         management: Option<fleet_bus::EntityPath>,
-        _request_link_address: Option<String>,
         reply: Option<(Option<String>, Vec<u8>)>,
     ) -> Result<(), AmqpError> {
         let Some((reply_to, bytes)) = reply else {
@@ -196,6 +272,11 @@ impl Connection {
         };
         tracing::trace!(?reply_to, reply_channel, handle, "routing a reply");
         if let Some(link) = self.session(reply_channel)?.links.get_mut(&handle) {
+            // A client that never grants reply credit must not grow the queue forever.
+            if link.pending.len() >= MAX_PENDING_REPLIES {
+                tracing::warn!(link = %link.name, "reply queue full; dropping a reply");
+                return Ok(());
+            }
             link.pending.push_back(Pending::Reply(bytes));
         }
         self.pump(reply_channel, handle).await

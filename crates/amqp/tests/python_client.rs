@@ -8,7 +8,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use fleet_amqp::ListenerOptions;
+use fleet_amqp::{ListenerOptions, SasKey};
 use support::Harness;
 use tokio::process::Command;
 
@@ -42,7 +42,13 @@ async fn require_python_sdk() {
 #[tokio::test]
 async fn the_python_sdk_sends_receives_settles_renews_peeks_and_schedules() {
     require_python_sdk().await;
-    let harness = Harness::start("127.0.0.30", ListenerOptions::default()).await;
+    // The connection string signs with key "k" = "v": require it, so Python's SAS tokens are
+    // validated too.
+    let options = ListenerOptions {
+        keys: vec![SasKey::new("k", "v")],
+        ..ListenerOptions::default()
+    };
+    let harness = Harness::start("127.0.0.30", options).await;
     let child = Command::new("python3")
         .arg(SCRIPT)
         .arg(harness.connection_string())

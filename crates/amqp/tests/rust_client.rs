@@ -462,3 +462,27 @@ async fn a_message_larger_than_a_frame_round_trips_intact() {
         .unwrap();
     harness.stop().await;
 }
+
+/// Regression: on a multi-threaded runtime the client registers a sent delivery as unsettled
+/// only after the transfer left, so an instant settled answer could be dropped and the send
+/// hang until its timeout. Every one of many back-to-back sends must complete promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_sends_on_a_multi_threaded_runtime_all_complete() {
+    let harness = Harness::start("127.0.0.25", ListenerOptions::default()).await;
+    let mut client = harness.rust_client().await;
+    let mut sender = step("sender", client.create_sender("q3", Default::default()))
+        .await
+        .unwrap();
+    for i in 0..600 {
+        let sent = tokio::time::timeout(
+            Duration::from_secs(2),
+            sender.send_message(format!("m{i}").into_bytes()),
+        )
+        .await;
+        assert!(
+            matches!(sent, Ok(Ok(()))),
+            "send {i} did not complete: {sent:?}"
+        );
+    }
+    harness.stop().await;
+}
