@@ -465,9 +465,10 @@ async fn a_message_larger_than_a_frame_round_trips_intact() {
 
 /// Regression: on a multi-threaded runtime the client registers a sent delivery as unsettled
 /// only after the transfer left, so an instant settled answer could be dropped and the send
-/// hang until its timeout. Every one of many back-to-back sends must complete promptly.
+/// hang until its timeout. Every one of many back-to-back sends (and completes) must finish
+/// promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn back_to_back_sends_on_a_multi_threaded_runtime_all_complete() {
+async fn back_to_back_sends_and_completes_on_a_multi_threaded_runtime_all_finish() {
     let harness = Harness::start("127.0.0.25", ListenerOptions::default()).await;
     let mut client = harness.rust_client().await;
     let mut sender = step("sender", client.create_sender("q3", Default::default()))
