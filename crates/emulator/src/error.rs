@@ -14,6 +14,8 @@ pub enum EmulatorErrorKind {
     Storage,
     /// A file could not be read.
     Io,
+    /// A data-plane operation failed (the source is the `fleet_bus::BusError`).
+    Operation,
 }
 
 impl fmt::Display for EmulatorErrorKind {
@@ -22,6 +24,7 @@ impl fmt::Display for EmulatorErrorKind {
             Self::Config => "invalid configuration",
             Self::Storage => "storage failure",
             Self::Io => "i/o failure",
+            Self::Operation => "operation failed",
         })
     }
 }
@@ -34,6 +37,12 @@ pub struct EmulatorError {
     message: String,
     #[source]
     source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl From<fleet_bus::BusError> for EmulatorError {
+    fn from(e: fleet_bus::BusError) -> Self {
+        Self::new(EmulatorErrorKind::Operation, e.to_string()).with_source(e)
+    }
 }
 
 impl EmulatorError {

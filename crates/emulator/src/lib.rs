@@ -12,6 +12,7 @@
 //! semantics, what `Config.json` support covers and what is not emulated are in
 //! `docs/emulator.md`.
 
+pub mod bench;
 mod clock;
 mod config;
 mod duration;

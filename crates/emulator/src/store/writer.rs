@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Statement, params};
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use super::{Meta, Write, row_key};
 
@@ -77,7 +78,15 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut stmts = match Statements::prepare(&conn) {
+        Ok(stmts) => stmts,
+        Err(e) => {
+            // Every queued and future job fails: dropping the acks tells their callers.
+            tracing::error!(error = %e, "emulator storage cannot prepare its statements");
+            return;
+        }
+    };
     let mut jobs = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
@@ -87,7 +96,7 @@ fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = commit(&mut conn, &jobs).map_err(|e| Arc::<str>::from(e.to_string()));
+        let result = commit(&conn, &mut stmts, &jobs).map_err(|e| Arc::<str>::from(e.to_string()));
         if let Err(e) = &result {
             tracing::error!(error = %e, "emulator storage commit failed");
         }
@@ -99,34 +108,77 @@ fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
-fn commit(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    for job in jobs {
-        for write in &job.writes {
-            apply(&tx, write)?;
+/// The writer's statements, prepared once for the life of the connection.
+struct Statements<'c> {
+    put_meta: Statement<'c>,
+    put_content: Statement<'c>,
+    update: Statement<'c>,
+    delete_meta: Statement<'c>,
+    delete_content: Statement<'c>,
+    next_seq: Statement<'c>,
+    seen: Statement<'c>,
+    forget_seen: Statement<'c>,
+}
+
+impl<'c> Statements<'c> {
+    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Ok(Self {
+            put_meta: conn.prepare(
+                "INSERT OR REPLACE INTO messages (dlq, state, enqueued, scheduled, expires, delivery_count, \
+                 locked_until, lock_token, dl_reason, dl_description, dl_source, id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?,
+            put_content: conn.prepare("INSERT OR REPLACE INTO contents (id, headers, body) VALUES (?1, ?2, ?3)")?,
+            update: conn.prepare(
+                "UPDATE messages SET dlq = ?1, state = ?2, enqueued = ?3, scheduled = ?4, expires = ?5, \
+                 delivery_count = ?6, locked_until = ?7, lock_token = ?8, dl_reason = ?9, dl_description = ?10, \
+                 dl_source = ?11 WHERE id = ?12",
+            )?,
+            delete_meta: conn.prepare("DELETE FROM messages WHERE id = ?1")?,
+            delete_content: conn.prepare("DELETE FROM contents WHERE id = ?1")?,
+            next_seq: conn.prepare("UPDATE entities SET next_seq = ?1 WHERE id = ?2")?,
+            seen: conn.prepare("INSERT OR REPLACE INTO seen_ids (entity, message_id, seen) VALUES (?1, ?2, ?3)")?,
+            forget_seen: conn.prepare("DELETE FROM seen_ids WHERE entity = ?1 AND seen < ?2")?,
+        })
+    }
+}
+
+fn commit(conn: &Connection, stmts: &mut Statements<'_>, jobs: &[Job]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN")?;
+    let applied = jobs
+        .iter()
+        .flat_map(|job| &job.writes)
+        .try_for_each(|write| apply(stmts, write));
+    match applied {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
         }
     }
-    tx.commit()
 }
 
-fn meta_params(meta: &Meta) -> [Box<dyn rusqlite::ToSql + '_>; 11] {
+/// Binds the metadata columns (?1–?11) and the key (?12), then runs `stmt`.
+fn exec_meta(stmt: &mut Statement<'_>, key: i64, meta: &Meta) -> rusqlite::Result<usize> {
     let dl = meta.dead_letter.as_deref();
-    [
-        Box::new(meta.dlq),
-        Box::new(meta.state),
-        Box::new(meta.enqueued),
-        Box::new(meta.scheduled),
-        Box::new(meta.expires),
-        Box::new(meta.delivery_count),
-        Box::new(meta.lock.map(|(_, until)| until)),
-        Box::new(meta.lock.map(|(token, _)| token.as_bytes().to_vec())),
-        Box::new(dl.map(|d| d.reason.as_str())),
-        Box::new(dl.map(|d| d.description.as_str())),
-        Box::new(dl.map(|d| d.source.as_str())),
-    ]
+    let token: Option<[u8; 16]> = meta.lock.map(|(token, _): (Uuid, i64)| *token.as_bytes());
+    stmt.execute(params![
+        meta.dlq,
+        meta.state,
+        meta.enqueued,
+        meta.scheduled,
+        meta.expires,
+        meta.delivery_count,
+        meta.lock.map(|(_, until)| until),
+        token.as_ref().map(|t| &t[..]),
+        dl.map(|d| d.reason.as_str()),
+        dl.map(|d| d.description.as_str()),
+        dl.map(|d| d.source.as_str()),
+        key,
+    ])
 }
 
-fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
+fn apply(stmts: &mut Statements<'_>, write: &Write) -> rusqlite::Result<()> {
     match write {
         Write::Put {
             entity,
@@ -135,63 +187,32 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
             headers,
             body,
         } => {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO messages (dlq, state, enqueued, scheduled, expires, delivery_count, \
-                 locked_until, lock_token, dl_reason, dl_description, dl_source, id, headers, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?;
-            let m = meta_params(meta);
             let key = row_key(*entity, *seq);
+            exec_meta(&mut stmts.put_meta, key, meta)?;
             let headers: &[u8] = headers;
             let body: &[u8] = body;
-            stmt.execute(params![
-                m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9], m[10], key, headers,
-                body
-            ])?;
+            stmts.put_content.execute(params![key, headers, body])?;
         }
         Write::Update { entity, seq, meta } => {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE messages SET dlq = ?1, state = ?2, enqueued = ?3, scheduled = ?4, expires = ?5, \
-                 delivery_count = ?6, locked_until = ?7, lock_token = ?8, dl_reason = ?9, dl_description = ?10, \
-                 dl_source = ?11 WHERE id = ?12",
-            )?;
-            let m = meta_params(meta);
-            stmt.execute(params![
-                m[0],
-                m[1],
-                m[2],
-                m[3],
-                m[4],
-                m[5],
-                m[6],
-                m[7],
-                m[8],
-                m[9],
-                m[10],
-                row_key(*entity, *seq)
-            ])?;
+            exec_meta(&mut stmts.update, row_key(*entity, *seq), meta)?;
         }
         Write::Delete { entity, seq } => {
-            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
-                .execute(params![row_key(*entity, *seq)])?;
+            let key = row_key(*entity, *seq);
+            stmts.delete_meta.execute(params![key])?;
+            stmts.delete_content.execute(params![key])?;
         }
         Write::NextSeq { entity, next } => {
-            tx.prepare_cached("UPDATE entities SET next_seq = ?1 WHERE id = ?2")?
-                .execute(params![next, entity])?;
+            stmts.next_seq.execute(params![next, entity])?;
         }
         Write::Seen {
             entity,
             message_id,
             at,
         } => {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO seen_ids (entity, message_id, seen) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![entity, message_id, at])?;
+            stmts.seen.execute(params![entity, message_id, at])?;
         }
         Write::ForgetSeen { entity, before } => {
-            tx.prepare_cached("DELETE FROM seen_ids WHERE entity = ?1 AND seen < ?2")?
-                .execute(params![entity, before])?;
+            stmts.forget_seen.execute(params![entity, before])?;
         }
     }
     Ok(())
