@@ -7,12 +7,16 @@
 //! [`Harness::start`], publish with [`Harness::publish`], and assert on records, on
 //! [`Harness::emitted`] events and on [`Harness::dead_letters`]. [`FaultPlan`] scripts handler
 //! failures and delays; [`FaultyStore`] injects store failures and "crash after commit".
+//! [`MemoryStore`] and [`MemoryBus`] are in-memory fakes for fast unit tests and for measuring
+//! the runtime's own CPU cost.
 
 mod clock;
 mod error;
 mod faults;
 mod faulty_store;
 mod harness;
+mod memory_bus;
+mod memory_store;
 
 pub use clock::FakeClock;
 pub use error::{TestkitError, TestkitErrorKind};
@@ -22,3 +26,5 @@ pub use harness::{
     ENV_TEST_POSTGRES_URL, Harness, OBSERVER, RunningWorker, TOPIC, envelope_message,
     postgres_store,
 };
+pub use memory_bus::{MemoryBus, MemoryBusCounts};
+pub use memory_store::MemoryStore;
