@@ -90,6 +90,7 @@ impl World {
             })
             .await
             .expect("timer pass");
+        testing::relayed(&self.h).await;
     }
 
     async fn next_pass(&self) {
@@ -371,7 +372,10 @@ async fn a_deployment_event_evaluates_its_service_once_per_window() {
         "both handled and the event relayed",
         Duration::from_secs(20),
         || async {
-            w.worker.as_ref().map_or(0, |x| x.stats.snapshot().handled) >= 2
+            w.worker
+                .as_ref()
+                .map_or(0, |x| testing::messages_handled(&x.stats.snapshot()))
+                >= 2
                 && !w.checks().await.is_empty()
         },
     )

@@ -98,6 +98,7 @@ impl World {
             })
             .await
             .expect("timer pass");
+        testing::relayed(&self.h).await;
     }
 
     async fn records(&self, tenant: &str) -> Vec<fleet_store::Versioned<RuntimeService>> {
@@ -123,6 +124,7 @@ async fn the_loop_converges_and_a_second_pass_over_unchanged_state_writes_and_em
     })
     .await
     .expect("first pass");
+    testing::relayed(&w.h).await;
     let first = w.updates().await;
     assert_eq!(first.len(), 2);
     assert!(
@@ -154,6 +156,7 @@ async fn changed_and_deleted_services_are_updated_and_removed() {
     })
     .await
     .expect("first pass");
+    testing::relayed(&w.h).await;
     let scope = Scope::new(TENANT, ENV);
     w.sandbox
         .inject_drift(
@@ -215,6 +218,7 @@ async fn each_tenant_sees_only_its_environment_and_unbound_environments_are_skip
     })
     .await
     .expect("first pass");
+    testing::relayed(&w.h).await;
     let t1: Vec<String> = w
         .records(TENANT)
         .await

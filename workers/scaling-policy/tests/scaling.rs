@@ -99,6 +99,7 @@ impl World {
             })
             .await
             .expect("timer pass");
+        testing::relayed(&self.h).await;
     }
 
     async fn pass_after(&self, by: Duration) {
@@ -265,7 +266,7 @@ async fn a_health_check_event_evaluates_its_service_and_each_tenant_scales_only_
         .expect("publish");
     w.h.wait_until("both settled", Duration::from_secs(20), || async {
         let s = w.stats();
-        s.handled >= 1 && s.dead_lettered >= 1 && !w.applied().await.is_empty()
+        testing::messages_handled(&s) >= 1 && s.dead_lettered >= 1 && !w.applied().await.is_empty()
     })
     .await
     .expect("settled");

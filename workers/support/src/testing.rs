@@ -190,3 +190,23 @@ pub async fn get<R: fleet_store::Record>(
         Err(e) => panic!("reading {id}: {e}"),
     }
 }
+
+/// Messages (not timer windows) a worker has handled: the runtime counts both in `handled`.
+pub fn messages_handled(stats: &fleet_runtime::StatsSnapshot) -> u64 {
+    stats.handled.saturating_sub(stats.timer_runs)
+}
+
+/// Waits until every committed event has been relayed to the bus (so `Harness::emitted` sees
+/// it): a handler's stats move at commit, the relay publishes just after.
+pub async fn relayed(harness: &Harness) {
+    let store = harness.store.clone();
+    let waited = harness
+        .wait_until("the outbox to drain", Duration::from_secs(10), || {
+            let store = store.clone();
+            async move { store.pending_outbox().await.is_ok_and(|n| n == 0) }
+        })
+        .await;
+    if let Err(e) = waited {
+        panic!("{e}");
+    }
+}
