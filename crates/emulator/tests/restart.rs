@@ -211,3 +211,26 @@ async fn an_old_token_after_expiry_and_restart_is_lock_lost_and_changes_nothing(
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery_count, 2);
 }
+
+#[tokio::test]
+async fn a_data_file_of_another_schema_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bus.sqlite3");
+    let conn = rusqlite::Connection::open(&file).expect("sqlite");
+    conn.execute_batch("PRAGMA user_version = 99")
+        .expect("set version");
+    drop(conn);
+    let err = Emulator::open(
+        topology(),
+        &file,
+        ManualClock::at_epoch(),
+        EmulatorOptions::default(),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.kind(), fleet_emulator::EmulatorErrorKind::Storage);
+    assert!(
+        err.to_string().contains("bus.sqlite3") && err.to_string().contains("99"),
+        "{err}"
+    );
+}

@@ -103,6 +103,9 @@ pub(crate) struct LoadedRow {
     pub body: Vec<u8>,
 }
 
+/// Bumped whenever the tables change incompatibly; a data file of another version is refused.
+const SCHEMA_VERSION: i64 = 1;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entities (
     id INTEGER PRIMARY KEY,
@@ -153,8 +156,22 @@ pub(crate) fn open(path: &Path, durability: Durability) -> Result<Connection, Em
          PRAGMA cache_size = -8192; PRAGMA busy_timeout = 5000;"
     ))
     .map_err(fail("cannot configure"))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(fail("cannot read the schema version of"))?;
+    if version != 0 && version != SCHEMA_VERSION {
+        return Err(EmulatorError::new(
+            crate::error::EmulatorErrorKind::Storage,
+            format!(
+                "{display} has schema version {version}, this emulator reads version {SCHEMA_VERSION}; \
+                 use a fresh data directory"
+            ),
+        ));
+    }
     conn.execute_batch(SCHEMA)
         .map_err(fail("cannot create the schema in"))?;
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .map_err(fail("cannot record the schema version in"))?;
     Ok(conn)
 }
 
