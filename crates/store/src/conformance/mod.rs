@@ -81,6 +81,7 @@ macro_rules! store_conformance_tests {
             commit_many_isolates_failing_units,
             commit_many_detects_duplicates_within_the_batch,
             concurrent_commits_have_one_winner_per_version,
+            concurrent_duplicate_deliveries_commit_once,
             purge_removes_exactly_the_old_rows,
         );
     };

@@ -284,3 +284,44 @@ pub async fn concurrent_commits_have_one_winner_per_version(store: Arc<dyn Store
         .expect("list");
     assert_eq!(all.len(), TASKS + 1);
 }
+
+/// The same event delivered to several replicas at once commits exactly once: one unit wins,
+/// the others get DuplicateInbox and leave no outbox rows behind.
+pub async fn concurrent_duplicate_deliveries_commit_once(store: Arc<dyn Store>) {
+    const TASKS: usize = 8;
+    let event = uuid::Uuid::new_v4();
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        tasks.spawn(async move {
+            let mut uow = UnitOfWork::new();
+            uow.set_inbox("w", event, t0());
+            uow.add_idempotency_key("w", &format!("attempt-{task}"), json!(task), t0());
+            uow.add_outbox(message("w", t0()));
+            barrier.wait().await;
+            store.commit(uow).await
+        });
+    }
+    let (mut won, mut duplicate) = (0, 0);
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("task panicked") {
+            Ok(()) => won += 1,
+            Err(e) if e.kind() == StoreErrorKind::DuplicateInbox => duplicate += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((won, duplicate), (1, TASKS - 1));
+    assert_eq!(store.pending_outbox().await.expect("pending"), 1);
+    let mut keys = 0;
+    for task in 0..TASKS {
+        keys += usize::from(
+            store
+                .idempotency_key("w", &format!("attempt-{task}"))
+                .await
+                .expect("key")
+                .is_some(),
+        );
+    }
+    assert_eq!(keys, 1, "only the winner's idempotency key is recorded");
+}

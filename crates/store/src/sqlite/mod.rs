@@ -252,7 +252,7 @@ impl Store for SqliteStore {
         if uow.is_empty() {
             return Ok(());
         }
-        self.writer.run(move |c| ops::commit(c, &uow)).await
+        self.writer.commit(uow).await
     }
 
     async fn commit_many(&self, uows: Vec<UnitOfWork>) -> Vec<Result<(), StoreError>> {

@@ -15,10 +15,19 @@ use rusqlite::Connection;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::Synchronous;
-use super::ops::sql_err;
+use super::ops::{self, sql_err};
 use crate::error::StoreError;
+use crate::unit::UnitOfWork;
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Work for the writer thread. Commits are a variant of their own so the writer can coalesce
+/// the ones queued together into one transaction.
+enum Job {
+    Run(Box<dyn FnOnce(&mut Connection) + Send>),
+    Commit(UnitOfWork, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// Most units one coalesced transaction takes.
+const MAX_COALESCED: usize = 256;
 
 /// How long the checkpointer gathers commit notifications before checkpointing: a burst of
 /// commits costs one checkpoint.
@@ -42,8 +51,21 @@ impl Writer {
             .name("fleet-store-sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
-                while let Ok(job) = queue.recv() {
-                    job(&mut conn);
+                let mut next = None;
+                loop {
+                    let job = match next.take() {
+                        Some(job) => job,
+                        None => match queue.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        },
+                    };
+                    match job {
+                        Job::Run(f) => f(&mut conn),
+                        Job::Commit(uow, reply) => {
+                            next = commit_coalesced(&mut conn, &queue, uow, reply);
+                        }
+                    }
                     if let Some(nudge) = &checkpointer {
                         // Full means a nudge is already pending: nothing to add.
                         let _ = nudge.try_send(());
@@ -68,15 +90,65 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Box::new(move |conn| {
+            .send(Job::Run(Box::new(move |conn| {
                 // The caller may have gone away (cancelled); the work is done either way.
                 let _ = tx.send(f(conn));
-            }))
+            })))
             .map_err(|_| StoreError::unavailable("sqlite: the writer thread has stopped"))?;
         rx.await.map_err(|_| {
             StoreError::unavailable("sqlite: the writer thread stopped mid-operation")
         })?
     }
+
+    /// Commits one unit. Units that concurrent callers queue while the writer is busy are
+    /// committed together in one transaction, each in its own savepoint: the same outcome as
+    /// committing them one after another, for the cost of one commit.
+    pub(crate) async fn commit(&self, uow: UnitOfWork) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Commit(uow, tx))
+            .map_err(|_| StoreError::unavailable("sqlite: the writer thread has stopped"))?;
+        rx.await.map_err(|_| {
+            StoreError::unavailable("sqlite: the writer thread stopped mid-operation")
+        })?
+    }
+}
+
+/// Commits `uow` together with the commits queued right behind it. Returns the first queued job
+/// that is not a commit, which must run next to keep arrival order.
+fn commit_coalesced(
+    conn: &mut Connection,
+    queue: &mpsc::Receiver<Job>,
+    uow: UnitOfWork,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+) -> Option<Job> {
+    let mut units = vec![uow];
+    let mut replies = vec![reply];
+    let mut next = None;
+    while units.len() < MAX_COALESCED {
+        match queue.try_recv() {
+            Ok(Job::Commit(uow, reply)) => {
+                units.push(uow);
+                replies.push(reply);
+            }
+            Ok(other) => {
+                next = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if let ([uow], [_]) = (units.as_slice(), replies.as_slice()) {
+        let result = ops::commit(conn, uow);
+        if let Some(reply) = replies.pop() {
+            let _ = reply.send(result);
+        }
+    } else {
+        for (reply, result) in replies.into_iter().zip(ops::commit_many(conn, &units)) {
+            let _ = reply.send(result);
+        }
+    }
+    next
 }
 
 /// Starts the checkpointer thread for a file database and returns the sender the writer nudges.
