@@ -1,5 +1,5 @@
-//! `fleetctl`: the command line for Fleet — envelopes, benchmarks, and (as the project grows)
-//! the local fleet and dead-letter tooling.
+//! `fleetctl`: the command line for Fleet — envelopes, benchmarks, the local fleet (`up`),
+//! its records (`inspect`) and dead-letter queues (`dlq`).
 //!
 //! Exit codes: 0 success; 1 the command ran and found a problem (e.g. an invalid envelope);
 //! 2 usage error (bad flag or argument); 64 bad configuration value; 70 internal failure.
@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod dlq;
 mod envelope;
+mod inspect;
+mod up;
 
 /// Fleet's command line.
 #[derive(Debug, Parser)]
@@ -27,6 +30,13 @@ enum Command {
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the whole fleet on this machine: emulator, sandbox cloud and every worker.
+    Up(up::UpArgs),
+    /// Show the platform records of a local fleet.
+    Inspect(inspect::InspectArgs),
+    /// Dead-letter tooling for a local fleet.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +44,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Envelope(cmd) => envelope::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Up(args) => up::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Dlq(cmd) => dlq::run(cmd),
     };
     match result {
         Ok(code) => code,
