@@ -123,8 +123,8 @@ pub async fn seed_demo(
         .map_err(|e| seed_err("configuration record", e))?;
     }
     for (service, min, max, metric, target) in [
-        ("orders-api", 2, 8, "CpuPercentage", 60.0),
-        ("cart", 2, 6, "CpuPercentage", 60.0),
+        ("orders-api", 2, 8, "cpuPercentage", 60.0),
+        ("cart", 2, 6, "cpuPercentage", 60.0),
         ("storefront", 2, 6, "HttpResponseTime", 120.0),
     ] {
         unit.put(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_bus::Bus;
+use fleet_cloud::ManifestDir;
 use fleet_runtime::{
     RetryPolicy, RuntimeConfig, RuntimeError, Worker, WorkerDefinition, WorkerStats,
 };
@@ -104,8 +105,11 @@ fn spawn<P: Send + Sync + 'static>(
 /// Starts every worker this build has; returns them and the names of catalog workers it lacks.
 pub fn start_all(env: &WorkerEnv) -> Result<(Vec<RunningWorker>, Vec<String>), LocalError> {
     use fleet_worker_configuration_sync as config_sync;
+    use fleet_worker_drift_detection as drift;
     use fleet_worker_runtime_deployment as deployment;
+    use fleet_worker_runtime_health as health;
     use fleet_worker_runtime_inventory as inventory;
+    use fleet_worker_scaling_policy as scaling;
 
     let mut running = vec![
         spawn(
@@ -124,6 +128,35 @@ pub fn start_all(env: &WorkerEnv) -> Result<(Vec<RunningWorker>, Vec<String>), L
             inventory::Ports::local(
                 inventory::Settings::default(),
                 env.environments.clone(),
+                env.cloud.clone(),
+            ),
+        )?,
+        spawn(
+            env,
+            health::definition(&health::Settings::default()),
+            health::Ports::local(
+                health::Settings::default(),
+                env.environments.clone(),
+                env.cloud.clone(),
+            )
+            .map_err(|e| LocalError::component("building the runtime-health ports", e))?,
+        )?,
+        spawn(
+            env,
+            scaling::definition(&scaling::Settings::default()),
+            scaling::Ports::local(
+                scaling::Settings::default(),
+                env.environments.clone(),
+                env.cloud.clone(),
+            ),
+        )?,
+        spawn(
+            env,
+            drift::definition(&drift::Settings::default()),
+            drift::Ports::local(
+                drift::Settings::default(),
+                env.environments.clone(),
+                Arc::new(ManifestDir::new(env.desired_dir.clone())),
                 env.cloud.clone(),
             ),
         )?,
