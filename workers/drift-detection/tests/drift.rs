@@ -351,3 +351,54 @@ async fn transient_read_failures_are_retried_three_times_then_dead_lettered() {
     assert!(w.findings(TENANT).await.is_empty());
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desired_state_from_a_pulumi_stack_export_is_compared_too() {
+    let mut w = world().await;
+    // The stack wants svc-a at img:2 (live runs img:1) and knows nothing of svc-b.
+    let export = serde_json::json!({
+        "version": 3,
+        "deployment": {"resources": [{
+            "urn": "urn:pulumi:prod::shop::azure-native:app:ContainerApp::svc-a",
+            "type": "azure-native:app:ContainerApp",
+            "inputs": {
+                "containerAppName": "svc-a",
+                "template": {"containers": [{"image": "img:2"}], "scale": {"minReplicas": 2}},
+                "tags": {"fleet-environment": ENV}
+            },
+            "outputs": {}
+        }]}
+    });
+    let path = w.desired.path().join("stack.json");
+    std::fs::write(&path, serde_json::to_vec(&export).expect("json")).expect("write export");
+    let ports = Ports::new(
+        w.sandbox.computes(),
+        Arc::new(fleet_cloud::PulumiExport::new(&path, None)),
+        Environments::new([ENV]),
+        Settings::default(),
+    );
+    let def = definition(&Settings::default()).expect("definition");
+    let worker = w.h.worker(def, testing::config(&w.h, 3), Arc::new(ports));
+    w.worker = Some(w.h.start(worker));
+    w.wait_passes(1).await;
+    let mut got: Vec<(
+        Option<String>,
+        DriftKind,
+        fleet_envelope::payload::DesiredStateSource,
+    )> = w
+        .detected()
+        .await
+        .into_iter()
+        .map(|(_, d)| (d.service_id, d.kind, d.desired_source))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let pulumi = fleet_envelope::payload::DesiredStateSource::Pulumi;
+    assert_eq!(
+        got,
+        vec![
+            (Some("svc-a".into()), DriftKind::Image, pulumi),
+            (Some("svc-b".into()), DriftKind::UnmanagedResource, pulumi),
+        ]
+    );
+    w.stop().await;
+}
