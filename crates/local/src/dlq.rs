@@ -93,10 +93,8 @@ pub fn list(path: &Path) -> Result<Vec<DeadLetterEntry>, LocalError> {
         // Properties are stored as [tag, value] pairs.
         let prop = |name: &str| props.get(name).and_then(|p| p.get(1)).cloned();
         let env = body.as_deref().and_then(|b| Envelope::decode(b).ok());
-        let subscription = entity
-            .rsplit_once("/Subscriptions/")
-            .map(|(_, s)| s.to_owned())
-            .unwrap_or(entity);
+        // `topic/subscriptions/name` (stored lower-case) or a queue name: the last segment.
+        let subscription = entity.rsplit('/').next().unwrap_or_default().to_owned();
         entries.push(DeadLetterEntry {
             sequence_number: key & ((1i64 << SEQ_BITS) - 1),
             subscription,
