@@ -110,6 +110,7 @@ pub fn start_all(env: &WorkerEnv) -> Result<(Vec<RunningWorker>, Vec<String>), L
     use fleet_worker_runtime_health as health;
     use fleet_worker_runtime_inventory as inventory;
     use fleet_worker_scaling_policy as scaling;
+    use fleet_worker_secret_rotation as secrets;
 
     let mut running = vec![
         spawn(
@@ -157,6 +158,15 @@ pub fn start_all(env: &WorkerEnv) -> Result<(Vec<RunningWorker>, Vec<String>), L
                 drift::Settings::default(),
                 env.environments.clone(),
                 Arc::new(ManifestDir::new(env.desired_dir.clone())),
+                env.cloud.clone(),
+            ),
+        )?,
+        spawn(
+            env,
+            secrets::definition(&secrets::Settings::default()),
+            secrets::Ports::local(
+                secrets::Settings::default(),
+                env.environments.clone(),
                 env.cloud.clone(),
             ),
         )?,
