@@ -179,3 +179,63 @@ pub fn start_all(env: &WorkerEnv) -> Result<(Vec<RunningWorker>, Vec<String>), L
         .collect();
     Ok((running, missing))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{subscribed_types, subscriptions, topology};
+    use fleet_emulator::Filter;
+    use fleet_envelope::EventType;
+
+    fn names(types: &[EventType]) -> Vec<String> {
+        let mut v: Vec<String> = types.iter().map(|t| t.as_str().to_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn config_json_routes_to_each_worker_exactly_the_types_it_handles() {
+        let t = topology().expect("Config.json parses");
+        assert_eq!(
+            subscriptions(&t),
+            WORKERS,
+            "one subscription per worker, in catalog order"
+        );
+        let expected = [
+            (
+                "runtime-deployment",
+                fleet_worker_runtime_deployment::SUBSCRIBED,
+            ),
+            ("runtime-health", fleet_worker_runtime_health::SUBSCRIBED),
+            ("scaling-policy", fleet_worker_scaling_policy::SUBSCRIBED),
+            ("drift-detection", fleet_worker_drift_detection::SUBSCRIBED),
+            (
+                "configuration-sync",
+                fleet_worker_configuration_sync::SUBSCRIBED,
+            ),
+            ("secret-rotation", fleet_worker_secret_rotation::SUBSCRIBED),
+            (
+                "runtime-inventory",
+                fleet_worker_runtime_inventory::SUBSCRIBED,
+            ),
+        ];
+        for (worker, handled) in expected {
+            assert_eq!(subscribed_types(&t, worker), names(handled), "{worker}");
+        }
+    }
+
+    #[test]
+    fn every_subscription_takes_back_its_own_delayed_retries() {
+        let t = topology().expect("Config.json parses");
+        for sub in t.topics.iter().flat_map(|t| t.subscriptions.iter()) {
+            let retry = sub.rules.iter().any(|r| match &r.filter {
+                Filter::Correlation(c) => {
+                    c.properties.get(fleet_runtime::PROP_RETRY_FOR)
+                        == Some(&fleet_bus::PropertyValue::String(sub.name.clone()))
+                }
+                _ => false,
+            });
+            assert!(retry, "{} lacks its fleet-retry-for rule", sub.name);
+        }
+    }
+}
