@@ -162,7 +162,8 @@ impl Emulator {
         let notifies = (0..state.entities.len())
             .map(|_| [Arc::new(Notify::new()), Arc::new(Notify::new())])
             .collect();
-        let writer = Writer::start(conn).map_err(|e| {
+        let side = store::open_side(&file)?;
+        let writer = Writer::start(conn, side).map_err(|e| {
             EmulatorError::new(EmulatorErrorKind::Storage, "cannot start the writer thread")
                 .with_source(e)
         })?;

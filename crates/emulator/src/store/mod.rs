@@ -153,7 +153,7 @@ pub(crate) fn open(path: &Path, durability: Durability) -> Result<Connection, Em
     };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY; \
-         PRAGMA cache_size = -8192; PRAGMA busy_timeout = 5000;"
+         PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0; PRAGMA busy_timeout = 5000;"
     ))
     .map_err(fail("cannot configure"))?;
     let version: i64 = conn
@@ -172,6 +172,15 @@ pub(crate) fn open(path: &Path, durability: Durability) -> Result<Connection, Em
         .map_err(fail("cannot create the schema in"))?;
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
         .map_err(fail("cannot record the schema version in"))?;
+    Ok(conn)
+}
+
+/// A second connection to the data file, for the checkpointer thread.
+pub(crate) fn open_side(path: &Path) -> Result<Connection, EmulatorError> {
+    let conn = Connection::open(path)
+        .map_err(|e| EmulatorError::storage(format!("cannot open {}", path.display()), e))?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000;")
+        .map_err(|e| EmulatorError::storage(format!("cannot configure {}", path.display()), e))?;
     Ok(conn)
 }
 

@@ -16,6 +16,9 @@ use super::{Meta, Write, row_key};
 /// Upper bound of jobs folded into one transaction, so one commit never grows without limit.
 const MAX_JOBS_PER_COMMIT: usize = 4096;
 
+/// Commits between two checkpoint requests (each commit adds a few pages to the WAL).
+const COMMITS_PER_CHECKPOINT: u32 = 64;
+
 /// The outcome of a commit, shared by every job in it.
 pub(crate) type CommitResult = Result<(), Arc<str>>;
 
@@ -30,18 +33,34 @@ pub(crate) struct Writer {
     tx: Option<mpsc::UnboundedSender<Job>>,
     // Joined on drop so a reopened data file never races the previous writer.
     handle: Option<JoinHandle<()>>,
+    // Ends when the writer thread does (its request channel closes); joined after it.
+    checkpointer: Option<JoinHandle<()>>,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection) -> std::io::Result<Self> {
+    /// Starts the writer thread on `conn` and the checkpointer thread on `side` (a second
+    /// connection to the same file). Checkpoints copy the WAL back into the database file; done
+    /// by the writer they would stall every commit queued behind them, so the writer only asks
+    /// for one every few commits and a passive checkpoint runs beside it.
+    pub(crate) fn start(conn: Connection, side: Connection) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (checkpoint_tx, checkpoint_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let checkpointer = std::thread::Builder::new()
+            .name("emulator-checkpoint".into())
+            .spawn(move || {
+                while checkpoint_rx.recv().is_ok() {
+                    if let Err(e) = side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "emulator checkpoint failed; the WAL keeps growing until one succeeds");
+                    }
+                }
+            })?;
         let handle = std::thread::Builder::new()
             .name("emulator-writer".into())
-            .spawn(move || run(conn, rx))?;
+            .spawn(move || run(conn, rx, checkpoint_tx))?;
         Ok(Self {
             tx: Some(tx),
             handle: Some(handle),
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -72,13 +91,20 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         self.tx.take();
-        if let Some(handle) = self.handle.take() {
+        for handle in [self.handle.take(), self.checkpointer.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = handle.join();
         }
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn run(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    checkpoint: std::sync::mpsc::SyncSender<()>,
+) {
     let mut stmts = match Statements::prepare(&conn) {
         Ok(stmts) => stmts,
         Err(e) => {
@@ -88,6 +114,7 @@ fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
     };
     let mut jobs = Vec::new();
+    let mut commits = 0u32;
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
         while jobs.len() < MAX_JOBS_PER_COMMIT {
@@ -99,6 +126,11 @@ fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
         let result = commit(&conn, &mut stmts, &jobs).map_err(|e| Arc::<str>::from(e.to_string()));
         if let Err(e) = &result {
             tracing::error!(error = %e, "emulator storage commit failed");
+        }
+        commits = commits.wrapping_add(1);
+        if commits.is_multiple_of(COMMITS_PER_CHECKPOINT) {
+            // Full channel: a checkpoint is already pending, which covers this request.
+            let _ = checkpoint.try_send(());
         }
         for job in jobs.drain(..) {
             if let Some(ack) = job.ack {
