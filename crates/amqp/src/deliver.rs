@@ -204,6 +204,7 @@ impl Connection {
         payload: &[u8],
     ) -> Result<(), AmqpError> {
         let max = self.remote_max_frame as usize;
+        tracing::trace!(channel, ?transfer, len = payload.len(), "transfer out");
         transfer.more = true;
         let perf_len = frame::to_amqp(&Performative::Transfer(transfer.clone()), "transfer")?.len();
         let room = max.saturating_sub(HEADER_LEN + perf_len).max(1);
