@@ -497,7 +497,6 @@ impl Emulator {
             inner: inner.clone(),
         }
         .wake(&mut ctx.wake);
-        let _ = ctx.now;
         (!inner.closed.load(Ordering::Acquire)).then_some(next.saturating_sub(ctx.now))
     }
 }
