@@ -260,7 +260,13 @@ impl<P> HandlerContext<P> {
             .map_err(|_| HandlerError::permanent("too many emitted events"))
     }
 
-    fn push(&mut self, event: Envelope) -> Uuid {
+    fn push(&mut self, mut event: Envelope) -> Uuid {
+        // Consumers parent their span on the span that handled the trigger (rule 8).
+        if let Some(span_id) = fleet_telemetry::current_traceparent()
+            .and_then(|tp| tp.split('-').nth(2).map(str::to_owned))
+        {
+            event.span_id = Some(span_id);
+        }
         let id = event.event_id;
         self.emitted.push(event);
         id

@@ -41,29 +41,35 @@ pub fn outbox_message(
 
 /// The bus message publishing an outbox row.
 pub fn to_bus_message(row: &OutboxMessage) -> Message {
-    let mut msg = Message::new(row.body.clone());
+    into_bus_message(row.clone())
+}
+
+/// Like [`to_bus_message`], taking the row so the body moves instead of being copied.
+pub fn into_bus_message(row: OutboxMessage) -> Message {
+    let mut msg = Message::new(row.body);
     msg.message_id = Some(row.id.to_string());
-    msg.content_type = Some(row.content_type.clone());
-    let text = |k: &str| {
-        row.properties
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+    msg.content_type = Some(row.content_type);
+    let Value::Object(mut props) = row.properties else {
+        return msg;
+    };
+    let mut text = |k: &str| match props.remove(k) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
     };
     msg.correlation_id = text("correlationId");
     msg.subject = text("subject");
-    if let Some(Value::Object(app)) = row.properties.get("applicationProperties") {
+    if let Some(Value::Object(app)) = props.remove("applicationProperties") {
         for (k, v) in app {
             let value = match v {
-                Value::String(s) => PropertyValue::String(s.clone()),
-                Value::Bool(b) => PropertyValue::Bool(*b),
+                Value::String(s) => PropertyValue::String(s),
+                Value::Bool(b) => PropertyValue::Bool(b),
                 Value::Number(n) => match n.as_i64() {
                     Some(i) => PropertyValue::Int(i),
                     None => PropertyValue::Double(n.as_f64().unwrap_or_default()),
                 },
                 other => PropertyValue::String(other.to_string()),
             };
-            msg.application_properties.insert(k.clone(), value);
+            msg.application_properties.insert(k, value);
         }
     }
     msg

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{RuntimeError, RuntimeErrorKind};
-use crate::outbox::to_bus_message;
+use crate::outbox::into_bus_message;
 
 // Rows claimed per round trip; bounded so one sweep cannot hold a huge lease set.
 const CLAIM_LIMIT: usize = 256;
@@ -116,7 +116,7 @@ impl Relay {
             by_destination
                 .entry(destination)
                 .or_default()
-                .push((id, to_bus_message(&row.message)));
+                .push((id, into_bus_message(row.message)));
         }
         let mut published = 0;
         for (destination, messages) in by_destination {
