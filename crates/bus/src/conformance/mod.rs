@@ -7,9 +7,11 @@
 //! one-second message TTL make lock expiry and expiry observable by waiting on conditions
 //! (a receive with a deadline), never by sleeping.
 //!
-//! ```ignore
-//! let bus: Arc<dyn Bus> = ...;
-//! fleet_bus::conformance::run_all(bus, &Topology::default()).await?;
+//! ```no_run
+//! # async fn check(bus: std::sync::Arc<dyn fleet_bus::Bus>) -> Result<(), fleet_bus::conformance::ConformanceFailure> {
+//! use fleet_bus::conformance::{Topology, run_all};
+//! run_all(bus, &Topology::default()).await
+//! # }
 //! ```
 
 mod checks;
