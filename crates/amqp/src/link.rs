@@ -217,10 +217,13 @@ impl Connection {
         detach: Detach,
     ) -> Result<(), AmqpError> {
         let handle = detach.handle.0;
-        let link = self.session(channel)?.links.remove(&handle);
-        if let Some(link) = link {
-            crate::deliver::release_link(link);
-        }
+        let Some(link) = self.session(channel)?.links.remove(&handle) else {
+            // We detached first (refused attach, backend failure): this detach is the client's
+            // answer. Answering it again would name a handle the client already forgot, and
+            // fe2o3 ends the whole session over that (unattached-handle).
+            return Ok(());
+        };
+        crate::deliver::release_link(link);
         let reply = Detach {
             handle: Handle(handle),
             closed: detach.closed,

@@ -79,6 +79,16 @@ async fn attaching_to_an_unknown_entity_fails_with_not_found_naming_it() {
         "{text}"
     );
     assert!(text.contains("nowhere"), "{text}");
+    // The refusal must not break the client's session: its next link works.
+    let mut sender = step(
+        "sender after a refusal",
+        client.create_sender("q1", Default::default()),
+    )
+    .await
+    .expect("the session survives a refused link");
+    step("send after a refusal", sender.send_message(b"ok".to_vec()))
+        .await
+        .unwrap();
 
     let mut raw = raw::open_session(harness.addr).await;
     raw.write_all(&raw::perf_frame(
@@ -100,6 +110,22 @@ async fn attaching_to_an_unknown_entity_fails_with_not_found_naming_it() {
         ErrorCondition::AmqpError(Condition::NotFound)
     );
     assert!(error.description.unwrap_or_default().contains("nowhere"));
+    // The client's detach answers ours: it gets no second detach, and the session goes on.
+    let answer = fe2o3_amqp_types::performatives::Detach {
+        handle: fe2o3_amqp_types::definitions::Handle(0),
+        closed: true,
+        error: None,
+    };
+    raw.write_all(&raw::perf_frame(0, &Performative::Detach(answer)))
+        .await
+        .unwrap();
+    raw.write_all(&raw::perf_frame(0, &raw::sender_attach(1, "q1")))
+        .await
+        .unwrap();
+    let Some(Performative::Attach(ok)) = raw::read_perf(&mut raw).await else {
+        panic!("expected the next attach to be answered, not a second detach");
+    };
+    assert!(ok.target.is_some(), "q1 exists");
     harness.stop().await;
 }
 
