@@ -32,6 +32,7 @@ mod pipeline;
 mod relay;
 mod retry;
 mod shared;
+mod tenants;
 mod timer;
 mod timers;
 mod verdict;
@@ -53,6 +54,7 @@ pub use outbox::{into_bus_message, outbox_message, to_bus_message};
 pub use relay::Relay;
 pub use retry::RetryPolicy;
 pub use shared::{StatsSnapshot, WorkerStats};
+pub use tenants::TTL as TENANT_BINDING_TTL;
 pub use timer::{TimerTick, next_window_start, window_start};
 pub use verdict::{
     Attempt, PROP_ATTEMPT, PROP_ATTEMPTS, PROP_DEAD_LETTER_WORKER, PROP_FIRST_FAILURE,

@@ -104,7 +104,11 @@ pub(crate) async fn process_message<P: Send + Sync + 'static>(
         );
     };
     // Rule 3: tenant guard, before anything reads tenant data.
-    match s.store.tenant_binding(&env.environment_id).await {
+    match s
+        .tenants
+        .owner(s.store.as_ref(), &env.environment_id, s.clock.now())
+        .await
+    {
         Err(e) => return Processed::verdict(store_failure("tenant binding", &e), Some(env)),
         Ok(None) => {
             fleet_telemetry::events::TenantRejected {
@@ -121,14 +125,14 @@ pub(crate) async fn process_message<P: Send + Sync + 'static>(
                 Some(env),
             );
         }
-        Ok(Some(binding)) if binding.tenant_id != env.tenant_id => {
+        Ok(Some(owner)) if owner != env.tenant_id => {
             // A security event: logged with both tenants and counted.
             fleet_telemetry::events::TenantRejected {
                 worker: &worker,
                 reason: DeadLetterReason::TenantMismatch.as_str(),
                 claimed_tenant_id: &env.tenant_id,
                 environment_id: &env.environment_id,
-                owner_tenant_id: Some(&binding.tenant_id),
+                owner_tenant_id: Some(&owner),
             }
             .emit(&s.metrics);
             let description = format!(

@@ -27,6 +27,7 @@ pub(crate) struct Shared<P> {
     // Delayed retries are scheduled onto the subscription's topic.
     pub(crate) retry_sender: Box<dyn BusSender>,
     pub(crate) stats: Arc<WorkerStats>,
+    pub(crate) tenants: crate::tenants::TenantCache,
 }
 
 /// Live counters and state of one replica, readable while it runs (tests, readiness).

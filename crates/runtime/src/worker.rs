@@ -167,6 +167,7 @@ impl<P: Send + Sync + 'static> Worker<P> {
         let shared = Arc::new(Shared {
             committer: Committer::start(store.clone()),
             keys: KeyedLocks::new(),
+            tenants: Default::default(),
             relay: relay.clone(),
             retry_sender,
             stats: stats.clone(),
