@@ -5,6 +5,7 @@
 //! the same store, and a commit never blocks a Tokio worker thread. In WAL mode readers do not
 //! block the writer nor each other, so they get their own connections.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -60,12 +61,17 @@ impl Writer {
                             Err(_) => break,
                         },
                     };
-                    match job {
-                        Job::Run(f) => f(&mut conn),
-                        Job::Commit(uow, reply) => {
-                            next = commit_coalesced(&mut conn, &queue, uow, reply);
+                    // A panicking job (a bug) must not take the writer down with it: its caller
+                    // sees the dropped reply as an error, and the next job runs as usual. An open
+                    // transaction was rolled back while unwinding.
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| match job {
+                        Job::Run(f) => {
+                            f(&mut conn);
+                            None
                         }
-                    }
+                        Job::Commit(uow, reply) => commit_coalesced(&mut conn, &queue, uow, reply),
+                    }));
+                    next = ran.unwrap_or(None);
                     if let Some(nudge) = &checkpointer {
                         // Full means a nudge is already pending: nothing to add.
                         let _ = nudge.try_send(());
@@ -96,7 +102,10 @@ impl Writer {
             })))
             .map_err(|_| StoreError::unavailable("sqlite: the writer thread has stopped"))?;
         rx.await.map_err(|_| {
-            StoreError::unavailable("sqlite: the writer thread stopped mid-operation")
+            StoreError::new(
+                crate::StoreErrorKind::Internal,
+                "sqlite: the write was abandoned (the writer failed while running it)",
+            )
         })?
     }
 
@@ -109,7 +118,10 @@ impl Writer {
             .send(Job::Commit(uow, tx))
             .map_err(|_| StoreError::unavailable("sqlite: the writer thread has stopped"))?;
         rx.await.map_err(|_| {
-            StoreError::unavailable("sqlite: the writer thread stopped mid-operation")
+            StoreError::new(
+                crate::StoreErrorKind::Internal,
+                "sqlite: the write was abandoned (the writer failed while running it)",
+            )
         })?
     }
 }
@@ -299,4 +311,28 @@ pub(crate) fn configure(
     // Statements are few and reused on every commit; keep them all prepared.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_writer_keeps_going() {
+        let conn = Connection::open_in_memory().expect("open");
+        let writer = Writer::spawn(conn, None).expect("spawn");
+        let err = writer
+            .run(|_conn| -> Result<(), StoreError> { panic!("a bug in a job") })
+            .await
+            .expect_err("the panicking job reports an error");
+        assert_eq!(err.kind(), crate::StoreErrorKind::Internal, "{err}");
+        let answer = writer
+            .run(|conn| {
+                conn.query_row("SELECT 41 + 1", [], |r| r.get::<_, i64>(0))
+                    .map_err(|e| sql_err("select", e))
+            })
+            .await
+            .expect("the writer still runs jobs");
+        assert_eq!(answer, 42);
+    }
 }
