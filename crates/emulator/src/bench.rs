@@ -223,26 +223,35 @@ async fn consume(
     completed: Arc<AtomicU64>,
 ) -> Result<(), EmulatorError> {
     let max = usize::try_from(batch).unwrap_or(100);
+    // Completions run concurrently (sharing group commits) while the next batch is received,
+    // bounded like a worker's in-flight limit.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(max * 2));
+    let mut completions = JoinSet::new();
     while completed.load(Ordering::Acquire) < total {
-        let msgs = receiver.receive(max, Duration::from_millis(50)).await?;
-        if msgs.is_empty() {
-            continue;
+        while let Some(done) = completions.try_join_next() {
+            done.map_err(failed("completion"))??;
         }
-        // Completions run concurrently so they share group commits.
-        let mut completions = JoinSet::new();
+        let msgs = receiver.receive(max, Duration::from_millis(50)).await?;
         for m in msgs {
-            let receiver = receiver.clone();
+            let permit = in_flight.clone().acquire_owned().await.map_err(|e| {
+                EmulatorError::new(EmulatorErrorKind::Operation, "in-flight limit closed")
+                    .with_source(e)
+            })?;
+            let (receiver, latencies, completed) =
+                (receiver.clone(), latencies.clone(), completed.clone());
             completions.spawn(async move {
                 receiver.complete(&m).await?;
-                Ok::<_, EmulatorError>(elapsed_ns(start).saturating_sub(due_of(&m)))
+                latencies
+                    .lock()
+                    .push(elapsed_ns(start).saturating_sub(due_of(&m)));
+                completed.fetch_add(1, Ordering::AcqRel);
+                drop(permit);
+                Ok::<_, EmulatorError>(())
             });
         }
-        let mut lat = Vec::with_capacity(max);
-        while let Some(done) = completions.join_next().await {
-            lat.push(done.map_err(failed("completion"))??);
-        }
-        completed.fetch_add(lat.len() as u64, Ordering::AcqRel);
-        latencies.lock().extend(lat);
+    }
+    while let Some(done) = completions.join_next().await {
+        done.map_err(failed("completion"))??;
     }
     Ok(())
 }
