@@ -252,8 +252,23 @@ fn spawn_puller(
 ) -> mpsc::Sender<PullRequest> {
     let (tx, mut rx) = mpsc::channel::<PullRequest>(1);
     tokio::spawn(async move {
-        while let Some(request) = rx.recv().await {
-            let result = receiver.receive(request.max, request.wait).await;
+        let mut next = rx.recv().await;
+        while let Some(request) = next.take() {
+            // A pull waits up to a second for messages. If the link goes away meanwhile (its
+            // request sender is dropped), stop waiting: a pull finishing after the detach would
+            // take a message nobody can be given (receive-and-delete) or lock one and bump its
+            // delivery count when it is handed back (peek-lock). Only the engine's commit of a
+            // take is not interruptible this way, a window of a few milliseconds.
+            let result = tokio::select! {
+                result = receiver.receive(request.max, request.wait) => result,
+                more = rx.recv() => match more {
+                    None => break,
+                    Some(replacement) => {
+                        next = Some(replacement);
+                        continue;
+                    }
+                },
+            };
             let event = Event::Pulled {
                 channel,
                 handle,
@@ -271,6 +286,7 @@ fn spawn_puller(
                 }
                 break;
             }
+            next = rx.recv().await;
         }
     });
     tx

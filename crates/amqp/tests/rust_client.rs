@@ -487,3 +487,49 @@ async fn back_to_back_sends_and_completes_on_a_multi_threaded_runtime_all_finish
     }
     harness.stop().await;
 }
+
+/// Regression: a detached receiving link's backend pull (waiting up to a second) must stop
+/// with the link, or it takes the next message sent to the entity — lost in
+/// receive-and-delete mode, redelivered with an inflated count in peek-lock mode.
+#[tokio::test]
+async fn a_closed_receiver_does_not_take_later_messages() {
+    let harness = Harness::start("127.0.0.26", ListenerOptions::default()).await;
+    let mut client = harness.rust_client().await;
+    let options = ServiceBusReceiverOptions {
+        receive_mode: azservicebus::ServiceBusReceiveMode::ReceiveAndDelete,
+        ..Default::default()
+    };
+    let mut idle = step(
+        "idle receiver",
+        client.create_receiver_for_queue("q2", options),
+    )
+    .await
+    .unwrap();
+    let nothing = step(
+        "receive from an empty queue",
+        idle.receive_messages_with_max_wait_time(1, Some(Duration::from_millis(100))),
+    )
+    .await
+    .unwrap();
+    assert!(nothing.is_empty());
+    step("dispose the idle receiver", idle.dispose())
+        .await
+        .unwrap();
+
+    let mut sender = step("sender", client.create_sender("q2", Default::default()))
+        .await
+        .unwrap();
+    step("send", sender.send_message(b"for the next one".to_vec()))
+        .await
+        .unwrap();
+    let mut receiver = step(
+        "next receiver",
+        client.create_receiver_for_queue("q2", Default::default()),
+    )
+    .await
+    .unwrap();
+    let message = receive_one(&mut receiver, "the next receiver gets the message").await;
+    assert_eq!(message.body().unwrap(), b"for the next one");
+    assert_eq!(message.delivery_count(), Some(1));
+    harness.stop().await;
+}
