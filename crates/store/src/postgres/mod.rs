@@ -1,19 +1,21 @@
 //! The PostgreSQL backend: replicas sharing one database through a small connection pool.
 
+mod config;
+mod migrate;
 mod ops;
 mod pool;
 mod unit;
+
+pub use config::PostgresOptions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::error::{StoreError, StoreErrorKind, redact_url};
-use crate::migrations::POSTGRES as MIGRATIONS;
+use crate::error::{StoreError, StoreErrorKind};
 use crate::record::{RawRecord, RecordKind, TenantBinding};
 use crate::store::Store;
 use crate::unit::{OutboxRow, PurgeCounts, UnitOfWork};
@@ -22,83 +24,6 @@ use pool::Pool;
 
 /// How many rows one purge statement deletes at most.
 const PURGE_CHUNK: i64 = 5_000;
-
-/// How to connect to PostgreSQL. `Debug` never shows the password.
-#[derive(Debug, Clone)]
-pub struct PostgresOptions {
-    /// Driver configuration (host, user, password, database...).
-    pub config: Config,
-    /// The schema the store's tables live in; created by `migrate()` when missing.
-    pub schema: String,
-    /// Maximum open connections.
-    pub pool_size: usize,
-}
-
-impl PostgresOptions {
-    /// Parses `postgres://user:password@host:port/db?schema=name&pool_size=N&<driver options>`.
-    pub fn from_url(url: &str) -> Result<Self, StoreError> {
-        let (base, query) = match url.split_once('?') {
-            Some((b, q)) => (b, q),
-            None => (url, ""),
-        };
-        let mut schema = "public".to_string();
-        let mut pool_size = 8;
-        let mut passthrough = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=').unwrap_or((pair, "")) {
-                ("schema", value) => schema = value.to_string(),
-                ("pool_size", value) => {
-                    pool_size = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        StoreError::invalid(format!(
-                            "pool_size={value:?} is not a positive integer"
-                        ))
-                    })?;
-                }
-                _ => passthrough.push(pair),
-            }
-        }
-        let driver_url = if passthrough.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{}", passthrough.join("&"))
-        };
-        let mut config: Config = driver_url.parse().map_err(|e| {
-            StoreError::with_source(
-                StoreErrorKind::Invalid,
-                format!(
-                    "store URL {:?} is not a valid PostgreSQL URL",
-                    redact_url(url)
-                ),
-                e,
-            )
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        let options = Self {
-            config,
-            schema,
-            pool_size,
-        };
-        options.validate()?;
-        Ok(options)
-    }
-
-    fn validate(&self) -> Result<(), StoreError> {
-        let s = &self.schema;
-        let valid = !s.is_empty()
-            && s.len() <= 63
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !s.starts_with(|c: char| c.is_ascii_digit());
-        if valid {
-            Ok(())
-        } else {
-            Err(StoreError::invalid(format!(
-                "schema {s:?} is not a plain identifier (letters, digits, _; at most 63)"
-            )))
-        }
-    }
-}
 
 /// Maps a driver error onto the store's kinds. Connection loss, serialization failures,
 /// deadlocks and server shutdowns are transient.
@@ -127,18 +52,6 @@ pub(crate) fn pg_err(context: &str, err: tokio_postgres::Error) -> StoreError {
         None => StoreErrorKind::Unavailable,
     };
     StoreError::with_source(kind, format!("postgres: {context}"), err)
-}
-
-/// A stable 64-bit key for the migration advisory lock, per schema, so migrators of different
-/// schemas do not wait for each other.
-fn migration_lock_key(schema: &str) -> i64 {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in "fleet-store:migrate:".bytes().chain(schema.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 /// The PostgreSQL backend.
@@ -216,61 +129,7 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
-        let tx = conn
-            .client
-            .transaction()
-            .await
-            .map_err(|e| pg_err("begin migration", e))?;
-        // Replicas starting together all migrate; the lock makes them take turns, and the
-        // later ones find nothing left to apply.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&migration_lock_key(&self.schema)],
-        )
-        .await
-        .map_err(|e| pg_err("take migration lock", e))?;
-        let exists = tx
-            .query_opt(
-                "SELECT 1 FROM pg_namespace WHERE nspname = $1",
-                &[&self.schema],
-            )
-            .await
-            .map_err(|e| pg_err("look up schema", e))?
-            .is_some();
-        if !exists {
-            tx.batch_execute(&format!("CREATE SCHEMA \"{}\"", self.schema))
-                .await
-                .map_err(|e| pg_err(&format!("create schema {:?}", self.schema), e))?;
-        }
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                version BIGINT NOT NULL PRIMARY KEY,
-                name TEXT NOT NULL,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-            )",
-        )
-        .await
-        .map_err(|e| pg_err("create schema_migrations", e))?;
-        let applied: i64 = tx
-            .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                &[],
-            )
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| pg_err("read schema_migrations", e))?;
-        for m in MIGRATIONS.iter().filter(|m| m.version > applied) {
-            tx.batch_execute(m.sql)
-                .await
-                .map_err(|e| pg_err(&format!("apply migration {} ({})", m.version, m.name), e))?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                &[&m.version, &m.name],
-            )
-            .await
-            .map_err(|e| pg_err("record migration", e))?;
-        }
-        tx.commit().await.map_err(|e| pg_err("commit migration", e))
+        migrate::migrate(&mut conn.client, &self.schema).await
     }
 
     async fn put_tenant_binding(&self, b: &TenantBinding) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 
 mod ops;
 mod threads;
+mod write;
 
 use std::path::PathBuf;
 use std::str::FromStr;
