@@ -96,7 +96,9 @@ async fn the_demo_drives_every_path_of_the_event_flow_and_keeps_the_chains() {
     // Chains: every hop keeps traceId and correlationId and names its trigger.
     let published = outcome.flow.published();
     let hops = check_chains(&published).unwrap_or_else(|e| panic!("{e}"));
-    assert!(hops > 20, "only {hops} hops observed");
+    // At least the hops asserted one by one below (deploy 2, configuration 3, scaling 1,
+    // drift 1, rotation 2); timers add more, depending on timing.
+    assert!(hops >= 9, "only {hops} hops observed");
 
     // deploy → completed → inventory updated, health re-evaluated.
     let deploy = chain(&published, "demo-deploy");

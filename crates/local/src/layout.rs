@@ -21,6 +21,10 @@ pub struct Layout {
 pub struct Manifest {
     /// Environment ids whose tenant bindings the control loops resolve.
     pub environments: Vec<String>,
+    /// Where simulated time stood when the fleet last stopped: a restart continues from there
+    /// (or from the wall clock, if later), so time never runs backwards over stored state.
+    #[serde(default)]
+    pub clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Layout {
@@ -126,6 +130,39 @@ impl Layout {
         Ok(())
     }
 
+    /// Takes the data directory for one running fleet: two engines on one emulator file would
+    /// each process deadlines on state the other owns. Held until the returned file is dropped.
+    pub fn lock(&self) -> Result<std::fs::File, LocalError> {
+        let path = self.root.join("fleet.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                LocalError::new(
+                    LocalErrorKind::DataDir,
+                    format!("cannot open {}", path.display()),
+                )
+                .with_source(e)
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LocalError::new(
+                LocalErrorKind::DataDir,
+                format!(
+                    "data directory {} is in use by another running fleet",
+                    self.root.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(LocalError::new(
+                LocalErrorKind::DataDir,
+                format!("cannot lock {}", path.display()),
+            )
+            .with_source(e)),
+        }
+    }
+
     /// Reads the manifest; an absent file is an empty manifest.
     pub fn read_manifest(&self) -> Result<Manifest, LocalError> {
         let path = self.manifest_path();
@@ -159,5 +196,46 @@ impl Layout {
             )
             .with_source(e)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_fleet_on_the_same_directory_is_refused_while_the_first_runs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let layout = Layout::new(dir.path());
+        let held = layout.lock().expect("the first fleet takes the directory");
+        let err = layout.lock().expect_err("the second is refused");
+        assert_eq!(err.kind(), LocalErrorKind::DataDir);
+        assert!(
+            err.to_string().contains(&dir.path().display().to_string()),
+            "{err}"
+        );
+        drop(held);
+        assert!(
+            layout.lock().is_ok(),
+            "free again once the first fleet stops"
+        );
+    }
+
+    #[test]
+    fn readers_name_a_missing_directory_and_reset_removes_only_fleet_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = Layout::new(dir.path().join("nope"));
+        let err = missing.require_existing().expect_err("missing");
+        assert!(err.to_string().contains("nope") && err.to_string().contains("does not exist"));
+        let layout = Layout::new(dir.path());
+        std::fs::write(layout.store_db(), b"x").expect("write");
+        std::fs::write(dir.path().join("notes.txt"), b"mine").expect("write");
+        assert!(layout.has_state());
+        layout.reset().expect("reset");
+        assert!(!layout.has_state());
+        assert!(
+            dir.path().join("notes.txt").exists(),
+            "unrelated files stay"
+        );
     }
 }

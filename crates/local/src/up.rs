@@ -143,6 +143,9 @@ pub async fn up(
 ) -> Result<UpOutcome, LocalError> {
     let started = Instant::now();
     let layout = Layout::new(&options.data_dir);
+    layout.create()?;
+    // Taken before anything is reset or opened, so a running fleet's files are never touched.
+    let _lock = layout.lock()?;
     if options.reset {
         layout.reset()?;
     } else if options.scenario.is_some() && layout.has_state() {
@@ -154,13 +157,16 @@ pub async fn up(
             ),
         ));
     }
-    layout.create()?;
     let speed = options.speed.unwrap_or(if options.scenario.is_some() {
         DEMO_SPEED
     } else {
         1.0
     });
-    let clock = FleetClock::new(Utc::now(), speed);
+    let previous = layout.read_manifest()?;
+    let start = previous
+        .clock
+        .map_or_else(Utc::now, |at| at.max(Utc::now()));
+    let clock = FleetClock::new(start, speed);
     let sim_start = clock.now();
     let ticker = clock.spawn_ticker();
     let parts = open_parts(&layout, &clock).await?;
@@ -177,9 +183,10 @@ pub async fn up(
         .await?;
         layout.write_manifest(&Manifest {
             environments: vec![crate::seed::ENVIRONMENT.to_owned()],
+            clock: None,
         })?;
     }
-    let manifest = layout.read_manifest()?;
+    let mut manifest = layout.read_manifest()?;
 
     let flow = Flow::new(clock.clone(), sink);
     let raw_bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(parts.emulator.clone()));
@@ -288,6 +295,8 @@ pub async fn up(
         }
     }
     let simulated_secs = (clock.now() - sim_start).num_milliseconds() as f64 / 1000.0;
+    manifest.clock = Some(clock.now());
+    layout.write_manifest(&manifest)?;
     let mut records = BTreeMap::new();
     for view in View::ALL {
         records.insert(
