@@ -30,7 +30,7 @@ use crate::clock::FleetClock;
 pub struct MessageInfo {
     /// `eventId`, when the body carries a readable one.
     pub event_id: Option<Uuid>,
-    /// `eventType` (or the broker `Subject` when the body is unreadable).
+    /// `eventType`, or `(not an envelope)` when the body names none.
     pub event_type: String,
     /// `subject` of the envelope.
     pub subject: Option<String>,
@@ -53,7 +53,8 @@ impl MessageInfo {
                 valid: true,
             };
         }
-        // Bad input still deserves a name on its line: whatever fields survive, or the Subject.
+        // Bad input still deserves a name on its line: whatever fields survive. Never the
+        // Subject: input naming no routable type travels under the front door's.
         let loose: Option<serde_json::Value> = serde_json::from_slice(&msg.body).ok();
         let text = |k: &str| {
             loose
@@ -62,12 +63,9 @@ impl MessageInfo {
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
         };
-        let subject = msg.subject.as_deref().filter(|s| *s != RETRY_SUBJECT);
         MessageInfo {
             event_id: text("eventId").and_then(|s| s.parse().ok()),
-            event_type: text("eventType")
-                .or_else(|| subject.map(str::to_owned))
-                .unwrap_or_else(|| "(unreadable)".to_owned()),
+            event_type: text("eventType").unwrap_or_else(|| "(not an envelope)".to_owned()),
             subject: text("subject"),
             correlation_id: text("correlationId"),
             valid: false,
