@@ -77,6 +77,10 @@ async fn readyz_turns_503_while_draining_and_metrics_render() {
     .expect("test timed out");
 }
 
+fn emitted_id(env: &fleet_envelope::Envelope, ordinal: u32) -> uuid::Uuid {
+    fleet_envelope::emitted_event_id(env.event_id, WORKER, ordinal)
+}
+
 #[tokio::test]
 async fn janitor_purges_rows_older_than_the_windows_only() {
     tokio::time::timeout(TEST_TIMEOUT, async {
