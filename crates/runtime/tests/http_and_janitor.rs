@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use fleet_envelope::examples::sample_payload;
 use fleet_runtime::{RuntimeConfig, purge_once};
 use fleet_store::UnitOfWork;
 use fleet_testkit::{Fault, FaultPlan, Harness};
@@ -105,6 +106,44 @@ async fn janitor_purges_rows_older_than_the_windows_only() {
             .await
             .unwrap();
         assert_eq!((again.inbox, again.idempotency_keys), (0, 0));
+
+        // Dispatched outbox rows go after the audit window (24 h); pending rows never do.
+        let env = input("services/svc-1");
+        let mut unit = UnitOfWork::default();
+        for (i, hours) in [30, 2, 40].into_iter().enumerate() {
+            let at = now - chrono::Duration::hours(hours);
+            let event = env.caused(WORKER, i as u32, sample_payload(OUTPUT), None, at);
+            unit.add_outbox(fleet_runtime::outbox_message(
+                &event,
+                WORKER,
+                "fleet-events",
+                at,
+            ));
+        }
+        h.store.commit(unit).await.unwrap();
+        let claimed = h
+            .store
+            .claim_outbox("test", 10, Duration::from_secs(60), now)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 3);
+        h.store
+            .mark_dispatched(&[emitted_id(&env, 0)], now - chrono::Duration::hours(30))
+            .await
+            .unwrap();
+        h.store
+            .mark_dispatched(&[emitted_id(&env, 1)], now - chrono::Duration::hours(2))
+            .await
+            .unwrap();
+        let counts = purge_once(h.store.as_ref(), clock.as_ref(), &config)
+            .await
+            .unwrap();
+        assert_eq!(counts.outbox, 1, "only the row dispatched 30 h ago");
+        assert_eq!(
+            h.store.pending_outbox().await.unwrap(),
+            1,
+            "the pending row stays"
+        );
     })
     .await
     .expect("test timed out");
