@@ -128,6 +128,16 @@ pub trait BusReceiver: Send + Sync {
     /// Removes the message.
     async fn complete(&self, m: &ReceivedMessage) -> Result<(), BusError>;
 
+    /// Completes several messages, one result per message in order. Adapters that can settle a
+    /// burst in one round trip or one transaction override it; the default completes one by one.
+    async fn complete_many(&self, ms: &[ReceivedMessage]) -> Vec<Result<(), BusError>> {
+        let mut results = Vec::with_capacity(ms.len());
+        for m in ms {
+            results.push(self.complete(m).await);
+        }
+        results
+    }
+
     /// Releases the lock so the message is delivered again (deferred messages stay deferred),
     /// after merging `properties_to_modify` into its application properties. Reaching the
     /// entity's max delivery count dead-letters it with reason `MaxDeliveryCountExceeded`.

@@ -156,6 +156,18 @@ impl BusReceiver for Receiver {
         self.emulator.complete(&self.handle, m.lock_token).await
     }
 
+    async fn complete_many(&self, ms: &[ReceivedMessage]) -> Vec<Result<(), BusError>> {
+        if let Err(e) = self.check_open() {
+            let (kind, message) = (e.kind(), e.to_string());
+            return ms
+                .iter()
+                .map(|_| Err(BusError::new(kind, message.clone())))
+                .collect();
+        }
+        let tokens: Vec<_> = ms.iter().map(|m| m.lock_token).collect();
+        self.emulator.complete_many(&self.handle, &tokens).await
+    }
+
     async fn abandon(
         &self,
         m: &ReceivedMessage,

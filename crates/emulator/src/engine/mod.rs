@@ -405,6 +405,32 @@ impl Emulator {
             .await
     }
 
+    /// Completes several deliveries in one transaction (one commit to wait for), one result
+    /// per token in order; a stale token fails alone without affecting the others.
+    pub async fn complete_many(
+        &self,
+        from: &EntityHandle,
+        tokens: &[Option<Uuid>],
+    ) -> Vec<Result<(), BusError>> {
+        let (results, ack) = self.run(|st, ctx| {
+            Ok(tokens
+                .iter()
+                .map(|token| st.complete(from.index, from.dead_letter, *token, ctx))
+                .collect::<Vec<_>>())
+        });
+        match (results, self.durable(ack).await) {
+            (Ok(results), Ok(())) => results,
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                let message = e.to_string();
+                let kind = e.kind();
+                tokens
+                    .iter()
+                    .map(|_| Err(BusError::new(kind, message.clone())))
+                    .collect()
+            }
+        }
+    }
+
     /// Abandons the delivery locked by `token`, merging `props` into its properties.
     pub async fn abandon(
         &self,
