@@ -451,6 +451,19 @@ async fn rule_8_trace_and_correlation_propagate_to_emitted_events() {
         );
         assert_eq!(out.source, format!("/workers/{WORKER}"));
         assert_eq!(out.event_type, OUTPUT);
+        let msg = h.emitted_messages().await.unwrap().remove(0);
+        assert_eq!(
+            msg.message.correlation_id.as_deref(),
+            Some(env.correlation_id.as_str())
+        );
+        let Some(PropertyValue::String(traceparent)) = prop(&msg, "traceparent") else {
+            panic!("no traceparent on the emitted message")
+        };
+        assert!(
+            traceparent.starts_with(&format!("00-{}-", env.trace_id)),
+            "{traceparent}"
+        );
+        assert_eq!(prop(&msg, "Diagnostic-Id"), Some(&s(traceparent)));
     })
     .await;
 }

@@ -297,6 +297,21 @@ impl Harness {
         .await
     }
 
+    /// The broker messages carrying the worker's events (properties included), in publish order.
+    pub async fn emitted_messages(&self) -> Result<Vec<ReceivedMessage>, TestkitError> {
+        let source = format!("/workers/{}", self.worker);
+        let msgs = peek_all(
+            self.bus.as_ref(),
+            &EntityPath::subscription(TOPIC, OBSERVER),
+        )
+        .await?;
+        Ok(msgs
+            .into_iter()
+            .filter(|m| m.message.subject.as_deref() != Some(RETRY_SUBJECT))
+            .filter(|m| Envelope::decode(&m.message.body).is_ok_and(|e| e.source == source))
+            .collect())
+    }
+
     /// Events published by the worker under test, in publish order (from [`OBSERVER`]).
     pub async fn emitted(&self) -> Result<Vec<Envelope>, TestkitError> {
         let source = format!("/workers/{}", self.worker);
