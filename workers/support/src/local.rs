@@ -1,8 +1,9 @@
-//! The ports of a worker binary when no Azure adapter is configured: the sandbox cloud
-//! (`fleet-sandbox`) and a bus over an in-process emulator engine.
+//! The ports of a worker binary: the sandbox cloud (`fleet-sandbox`) and a bus — Service Bus
+//! over AMQP (`fleet-servicebus`) when a connection string or namespace is configured, else an
+//! in-process emulator engine.
 //!
-//! The Azure adapters (ARM, Kubernetes, Key Vault, Monitor, Service Bus over AMQP) come later;
-//! until then `FLEET_CLOUD=azure` is refused with a clear error instead of silently falling back.
+//! The Azure cloud adapters (ARM, Kubernetes, Key Vault, Monitor) come later; until then
+//! `FLEET_CLOUD=azure` is refused with a clear error instead of silently falling back.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use fleet_emulator::{
 use fleet_envelope::EventType;
 use fleet_runtime::{Env, PROP_RETRY_FOR, RuntimeConfig, RuntimeError, RuntimeErrorKind};
 use fleet_sandbox::{Sandbox, SandboxConfig};
+
+use fleet_servicebus::{ENV_CONNECTION, ENV_NAMESPACE, ServiceBusBus, ServiceBusConfig};
 
 use crate::settings::text;
 
@@ -121,9 +124,81 @@ pub fn topology(config: &RuntimeConfig, subscribed: &[EventType]) -> Topology {
     Topology::default().with_topic(topic)
 }
 
+/// Which bus a worker binary talks to, decided from the environment by [`bus_choice`].
+#[derive(Debug, Clone)]
+pub enum BusChoice {
+    /// Service Bus (or a standalone emulator) over AMQP through the production adapter.
+    ServiceBus(Box<ServiceBusConfig>),
+    /// An emulator engine inside this process (local runs and tests).
+    InProcess,
+}
+
+/// Reads `fleet_servicebus` settings from the worker's environment.
+struct BusEnv<'a>(&'a dyn Env);
+
+impl fleet_servicebus::Env for BusEnv<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name)
+    }
+}
+
+/// Picks the bus: [`ENV_CONNECTION`] (a connection string; `UseDevelopmentEmulator=true` for
+/// plain AMQP to a local emulator) wins, then [`ENV_NAMESPACE`] with an Entra ID credential
+/// (built only with the `azure-identity` feature), else the in-process emulator.
+///
+/// A bad value is a configuration error naming the variable; the connection string itself is
+/// never shown, only which part of it is wrong.
+pub fn bus_choice(env: &dyn Env) -> Result<BusChoice, RuntimeError> {
+    let bus_env = BusEnv(env);
+    if text(env, ENV_CONNECTION).is_some() {
+        return ServiceBusConfig::from_env(&bus_env)
+            .map(|c| BusChoice::ServiceBus(Box::new(c)))
+            .map_err(|e| {
+                RuntimeError::config(
+                    ENV_CONNECTION,
+                    "<redacted>",
+                    &format!(
+                        "a Service Bus connection string \
+                         (Endpoint=sb://HOST/;SharedAccessKeyName=…;SharedAccessKey=…): {}",
+                        e.message()
+                    ),
+                )
+            });
+    }
+    if let Some(namespace) = text(env, ENV_NAMESPACE) {
+        return ServiceBusConfig::from_env(&bus_env)
+            .map(|c| BusChoice::ServiceBus(Box::new(c)))
+            .map_err(|e| {
+                RuntimeError::config(
+                    ENV_NAMESPACE,
+                    &namespace,
+                    &format!(
+                        "a namespace with a usable Entra ID credential: {}",
+                        e.message()
+                    ),
+                )
+            });
+    }
+    Ok(BusChoice::InProcess)
+}
+
+/// The worker's bus, as chosen by [`bus_choice`]: Service Bus over AMQP, or an in-process
+/// emulator engine (see [`open_in_process_bus`]).
+pub async fn open_bus(
+    env: &dyn Env,
+    config: &RuntimeConfig,
+    subscribed: &[EventType],
+) -> Result<Arc<dyn Bus>, RuntimeError> {
+    match bus_choice(env)? {
+        // No I/O here: the adapter connects on first use and reconnects on its own.
+        BusChoice::ServiceBus(sb) => Ok(Arc::new(ServiceBusBus::new(*sb))),
+        BusChoice::InProcess => open_in_process_bus(env, config, subscribed).await,
+    }
+}
+
 /// A bus over an in-process emulator engine stored in [`ENV_EMULATOR_DIR`] (default
 /// `.fleet/emulator`), with the topology of [`ENV_EMULATOR_CONFIG`] or [`topology`].
-pub async fn open_bus(
+pub async fn open_in_process_bus(
     env: &dyn Env,
     config: &RuntimeConfig,
     subscribed: &[EventType],
@@ -155,4 +230,98 @@ pub async fn open_bus(
         .with_source(e)
     })?;
     Ok(Arc::new(InProcessBus::new(emulator)))
+}
+
+#[cfg(test)]
+mod tests {
+    use fleet_runtime::{MapEnv, RuntimeErrorKind};
+
+    use super::*;
+
+    const KEY: &str = "c2VjcmV0LWtleQ==";
+
+    fn emulator_cs() -> String {
+        format!(
+            "Endpoint=sb://127.0.0.1/;SharedAccessKeyName=k;SharedAccessKey={KEY};UseDevelopmentEmulator=true"
+        )
+    }
+
+    #[test]
+    fn nothing_set_keeps_the_in_process_emulator() {
+        let choice = bus_choice(&MapEnv::default()).unwrap();
+        assert!(matches!(choice, BusChoice::InProcess), "{choice:?}");
+    }
+
+    #[test]
+    fn a_connection_string_selects_service_bus_over_plain_amqp_for_the_emulator() {
+        let env = MapEnv::from_pairs([(ENV_CONNECTION, emulator_cs().as_str())]);
+        let BusChoice::ServiceBus(config) = bus_choice(&env).unwrap() else {
+            panic!("a connection string selects Service Bus");
+        };
+        assert!(
+            config.emulator,
+            "UseDevelopmentEmulator=true means plain AMQP"
+        );
+        assert_eq!(config.namespace(), "127.0.0.1");
+    }
+
+    #[test]
+    fn the_connection_string_wins_over_a_namespace() {
+        let env = MapEnv::from_pairs([
+            (ENV_CONNECTION, emulator_cs().as_str()),
+            (ENV_NAMESPACE, "fleet.servicebus.windows.net"),
+        ]);
+        let BusChoice::ServiceBus(config) = bus_choice(&env).unwrap() else {
+            panic!("a connection string selects Service Bus");
+        };
+        assert_eq!(config.namespace(), "127.0.0.1");
+    }
+
+    #[test]
+    fn a_blank_connection_string_counts_as_unset() {
+        let env = MapEnv::from_pairs([(ENV_CONNECTION, "  ")]);
+        assert!(matches!(bus_choice(&env).unwrap(), BusChoice::InProcess));
+    }
+
+    #[test]
+    fn a_bad_connection_string_is_a_config_error_that_never_shows_the_key() {
+        let bad = format!("Endpoint=http://x/;SharedAccessKeyName=k;SharedAccessKey={KEY}");
+        let env = MapEnv::from_pairs([(ENV_CONNECTION, bad.as_str())]);
+        let err = bus_choice(&env).unwrap_err();
+        assert_eq!(err.kind(), RuntimeErrorKind::Config);
+        let text = format!("{err} {err:?}");
+        assert!(text.contains(ENV_CONNECTION), "{text}");
+        assert!(text.contains("sb://"), "says what is expected: {text}");
+        assert!(!text.contains(KEY), "the key leaked: {text}");
+    }
+
+    #[test]
+    fn a_connection_string_without_a_key_is_refused() {
+        let env = MapEnv::from_pairs([(ENV_CONNECTION, "Endpoint=sb://ns/")]);
+        let err = bus_choice(&env).unwrap_err();
+        assert_eq!(err.kind(), RuntimeErrorKind::Config);
+        assert!(err.to_string().contains("SharedAccessKey"), "{err}");
+    }
+
+    #[cfg(not(feature = "azure-identity"))]
+    #[test]
+    fn a_namespace_without_credential_support_is_a_config_error_naming_it() {
+        let env = MapEnv::from_pairs([(ENV_NAMESPACE, "fleet.servicebus.windows.net")]);
+        let err = bus_choice(&env).unwrap_err();
+        assert_eq!(err.kind(), RuntimeErrorKind::Config);
+        let text = err.to_string();
+        assert!(text.contains(ENV_NAMESPACE), "{text}");
+        assert!(text.contains("azure-identity"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_credential_kind_is_a_config_error_naming_it() {
+        let env = MapEnv::from_pairs([
+            (ENV_NAMESPACE, "fleet.servicebus.windows.net"),
+            ("FLEET_SERVICEBUS_CREDENTIAL", "password"),
+        ]);
+        let err = bus_choice(&env).unwrap_err();
+        assert_eq!(err.kind(), RuntimeErrorKind::Config);
+        assert!(err.to_string().contains("password"), "{err}");
+    }
 }
