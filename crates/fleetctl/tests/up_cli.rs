@@ -141,3 +141,49 @@ fn an_unknown_scenario_is_a_usage_error_naming_it() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn ctrl_c_drains_the_fleet_and_exits_0_with_a_summary() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = dir_arg(tmp.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
+        .args(["up", "--data-dir", &data])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn fleetctl: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Wait for the fleet to say it runs, then interrupt it as Ctrl-C would.
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("fleetctl up never started: {seen:?}"));
+        let started = line.contains("running until Ctrl-C");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "a Ctrl-C stop is a clean exit");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.starts_with("Summary")), "{rest:?}");
+}

@@ -406,6 +406,17 @@ impl BusReceiver for Receiver {
         Ok(())
     }
 
+    async fn complete_many(&self, ms: &[ReceivedMessage]) -> Vec<Result<(), BusError>> {
+        // Forwarded as one call so the adapter keeps its batched settlement.
+        let results = self.inner.complete_many(ms).await;
+        for (m, r) in ms.iter().zip(&results) {
+            if r.is_ok() {
+                self.flow.completed(&self.who, m);
+            }
+        }
+        results
+    }
+
     async fn abandon(
         &self,
         m: &ReceivedMessage,

@@ -103,3 +103,56 @@ pub async fn send_all(sender: &dyn BusSender, lines: Vec<InputLine>) -> Vec<Stri
     }
     refused
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleet_envelope::{EventType, examples};
+
+    fn routed() -> Vec<String> {
+        vec!["ConfigurationPublished".to_owned()]
+    }
+
+    #[test]
+    fn a_valid_envelope_travels_under_its_type_with_its_bytes_untouched() {
+        let env = examples::sample_envelope(EventType::ConfigurationPublished);
+        let raw = env.encode();
+        let msg = message_for(&raw, &routed());
+        assert_eq!(msg.subject.as_deref(), Some("ConfigurationPublished"));
+        assert_eq!(msg.message_id, Some(env.event_id.to_string()));
+        assert_eq!(&msg.body[..], &raw[..]);
+    }
+
+    #[test]
+    fn input_naming_no_routable_type_goes_to_the_front_door() {
+        for raw in [
+            &b"\xff\xfe not json"[..],
+            br#"{"eventType":"RuntimeExploded"}"#,
+            br#"{"eventType":"SecretRotationFailed"}"#,
+        ] {
+            let msg = message_for(raw, &routed());
+            assert_eq!(msg.subject.as_deref(), Some(FRONT_DOOR), "{raw:?}");
+            assert_eq!(&msg.body[..], raw, "bytes are sent as they are");
+        }
+        let loose = message_for(
+            br#"{"eventType":"ConfigurationPublished","eventId":1}"#,
+            &routed(),
+        );
+        assert_eq!(loose.subject.as_deref(), Some("ConfigurationPublished"));
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_line_numbers_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, "a\n\n  \r\nb\r\n").expect("write");
+        let lines = read(&path, &routed()).expect("read");
+        let got: Vec<(usize, Vec<u8>)> = lines
+            .iter()
+            .map(|l| (l.line, l.message.body.to_vec()))
+            .collect();
+        assert_eq!(got, [(1, b"a".to_vec()), (4, b"b".to_vec())]);
+        let err = read(&dir.path().join("missing"), &routed()).expect_err("missing file");
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}

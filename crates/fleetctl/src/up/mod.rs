@@ -61,6 +61,28 @@ pub fn fail(e: &LocalError) -> ExitCode {
     exit_code(e)
 }
 
+/// A future completing on SIGINT (Ctrl-C) or SIGTERM, listening from the moment it is built.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
 /// Runs `fleetctl up`.
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let scenario = match args.scenario.as_deref().map(str::parse::<Scenario>) {
@@ -113,16 +135,17 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             None => String::new(),
         }
     ));
-    announce(if options.until_idle {
-        "fleet: running until no work is pending".to_owned()
-    } else {
-        "fleet: running until Ctrl-C".to_owned()
-    });
-    let outcome = rt.block_on(fleet_local::up(
-        options,
-        fleet_runtime::main_support::shutdown_signal(),
-        Some(sink),
-    ));
+    let outcome = rt.block_on(async {
+        // Listening starts before the fleet says it runs, so a Ctrl-C at any point after
+        // that line drains the fleet instead of killing the process.
+        let shutdown = stop_signal()?;
+        announce(if options.until_idle {
+            "fleet: running until no work is pending".to_owned()
+        } else {
+            "fleet: running until Ctrl-C".to_owned()
+        });
+        Ok::<_, anyhow::Error>(fleet_local::up(options, shutdown, Some(sink)).await)
+    })?;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => return Ok(fail(&e)),
