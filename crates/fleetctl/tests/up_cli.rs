@@ -143,7 +143,7 @@ fn an_unknown_scenario_is_a_usage_error_naming_it() {
 }
 
 #[test]
-fn ctrl_c_drains_the_fleet_and_exits_0_with_a_summary() {
+fn a_running_fleet_can_be_inspected_and_ctrl_c_drains_it_with_exit_0() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     use std::sync::mpsc;
@@ -152,7 +152,7 @@ fn ctrl_c_drains_the_fleet_and_exits_0_with_a_summary() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data = dir_arg(tmp.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
-        .args(["up", "--data-dir", &data])
+        .args(["up", "--scenario", "demo", "--data-dir", &data])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -164,18 +164,35 @@ fn ctrl_c_drains_the_fleet_and_exits_0_with_a_summary() {
             let _ = tx.send(line);
         }
     });
-    // Wait for the fleet to say it runs, then interrupt it as Ctrl-C would.
+    // Wait for the fleet to work, read it while it runs, then interrupt it as Ctrl-C would.
     let mut seen = Vec::new();
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("fleetctl up never started: {seen:?}"));
-        let started = line.contains("running until Ctrl-C");
+        // The first flow line: seeded, started, and the demo's deploy command is out.
+        let started = line.contains("RuntimeDeploymentRequested") && line.contains("published");
         seen.push(line);
         if started {
             break;
         }
     }
+    // A running fleet can be read concurrently (WAL databases, the emulator file read-only).
+    let services = fleetctl(&["inspect", "services", "--json", "--data-dir", &data]);
+    assert!(services.status.success(), "{}", text(&services.stderr));
+    assert!(json_of(&services).as_array().is_some_and(|a| a.len() >= 8));
+    let dlq = fleetctl(&["dlq", "list", "--json", "--data-dir", &data]);
+    assert!(dlq.status.success(), "{}", text(&dlq.stderr));
+    assert!(json_of(&dlq).is_array());
+    // A second fleet on the same directory is refused while this one runs.
+    let second = fleetctl(&["up", "--until-idle", "--data-dir", &data]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        text(&second.stderr).contains("in use"),
+        "{}",
+        text(&second.stderr)
+    );
+
     let pid = child.id().to_string();
     let sent = Command::new("kill")
         .args(["-INT", &pid])
