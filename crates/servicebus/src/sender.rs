@@ -83,6 +83,17 @@ impl SbSender {
     }
 }
 
+impl Drop for SbSender {
+    fn drop(&mut self) {
+        // Detach properly: a link dropped without its close handshake leaves the client
+        // session routing the broker's late frames to a dead link, which ends the session for
+        // every other link on the connection.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            dispose_later(self.link.get_mut().take());
+        }
+    }
+}
+
 fn dispose_later(link: Option<(ServiceBusSender, u64)>) {
     if let Some((link, _)) = link {
         tokio::spawn(async move {

@@ -1,10 +1,6 @@
 //! The Bus conformance suite against `ServiceBusBus` over AMQP: the emulator engine behind the
-//! AMQP listener on loopback, one test per check, each on its own engine and address.
-//!
-//! Each check runs on a fresh engine, whose entities are empty — the state `run_one`'s drain
-//! establishes — so the checks are called directly. (`run_one`'s drain closes receive-and-delete
-//! receivers right before the check sends; the listener currently loses a message that arrives
-//! while a closed link's backend pull is still waiting, see `docs/servicebus.md`.)
+//! AMQP listener on loopback, one test per check (through `conformance::run_one`, which drains
+//! the entities first), each on its own engine and address.
 
 #![allow(clippy::large_futures)]
 
@@ -27,11 +23,8 @@ const LISTENER_GAPS: &[(&str, &str)] = &[(
 
 async fn check(name: &str, bus: &dyn Bus) -> Result<(), String> {
     let t = conformance::Topology::default();
-    let Some((_, f)) = CHECKS.iter().find(|(n, _)| *n == name) else {
-        return Err(format!("no check named {name}"));
-    };
-    match tokio::time::timeout(Duration::from_secs(90), f(bus, &t)).await {
-        Ok(result) => result.map_err(|e| format!("conformance check {name} failed: {e}")),
+    match tokio::time::timeout(Duration::from_secs(90), conformance::run_one(bus, &t, name)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err(format!("{name} timed out")),
     }
 }
@@ -83,8 +76,8 @@ conformance_tests!(
     receivers_are_woken_by_sends => "127.0.0.218",
 );
 
-/// Every check in order over one connection and one engine: checks leave their entities
-/// empty, so each starts from the state the next one needs.
+/// Every check in order over one connection and one engine, as `conformance::run_all` runs
+/// them (minus the listener gaps).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_suite_passes_in_sequence_over_one_connection() {
     let harness = Harness::start(
