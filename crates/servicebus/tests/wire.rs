@@ -241,3 +241,45 @@ async fn an_unreachable_namespace_is_a_transient_connection_error_without_the_ke
     assert!(err.is_transient());
     assert!(!format!("{err} {err:?}").contains(secret), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_receive_does_not_hold_up_settlement_on_the_same_receiver() {
+    let harness = Harness::start(
+        "127.0.0.225",
+        conformance_topology(),
+        ListenerOptions::default(),
+    )
+    .await;
+    let bus = harness.bus();
+    let sender = step("sender", bus.sender(QUEUE)).await.unwrap();
+    step("send", sender.send(Message::new("work")))
+        .await
+        .unwrap();
+    let receiver = step(
+        "receiver",
+        bus.receiver(&EntityPath::queue(QUEUE), ReceiveOptions::peek_lock()),
+    )
+    .await
+    .unwrap();
+    let got = step("receive", receiver.receive(1, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    // The receive loop waits for more while the handler's settlement comes in.
+    let waiting = receiver.receive(1, Duration::from_secs(5));
+    let settle = async {
+        tokio::task::yield_now().await;
+        let started = std::time::Instant::now();
+        receiver.complete(&got[0]).await.map(|()| started.elapsed())
+    };
+    let (waited, settled) = step("receive and complete at once", async {
+        tokio::join!(waiting, settle)
+    })
+    .await;
+    let took = settled.expect("the complete succeeds");
+    assert!(
+        took < Duration::from_secs(2),
+        "the complete waited {took:?} behind the receive"
+    );
+    assert!(waited.unwrap().is_empty(), "nothing else was sent");
+}
