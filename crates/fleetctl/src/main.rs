@@ -10,8 +10,10 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod dlq;
+mod emulator_cmd;
 mod envelope;
 mod inspect;
+mod publish;
 mod up;
 
 /// Fleet's command line.
@@ -37,6 +39,10 @@ enum Command {
     /// Dead-letter tooling for a local fleet.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Run the emulator engine behind its AMQP listener, standalone, until Ctrl-C / SIGTERM.
+    Emulator(emulator_cmd::EmulatorArgs),
+    /// Send envelopes (JSON lines or one document) to a Service Bus topic.
+    Publish(publish::PublishArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,8 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Dlq(cmd) => dlq::run(cmd),
+        Command::Emulator(args) => emulator_cmd::run(args),
+        Command::Publish(args) => publish::run(args),
     };
     match result {
         Ok(code) => code,
