@@ -8,6 +8,9 @@
 //! idempotency key + `failed` sync announcement) is decided by the store alone: every replica
 //! runs its own in-memory sandbox cloud, and a control-plane call would depend on which
 //! replica's sandbox it reached.
+//!
+//! A second test pins that a malformed connection string stops the binary with exit 64 and
+//! never shows the key.
 
 #![allow(clippy::large_futures)]
 
@@ -360,4 +363,59 @@ async fn replicas_survive_kill9() {
     drop(survivor);
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}
+
+#[test]
+fn a_bad_connection_string_stops_the_binary_with_64_without_showing_it() {
+    let secret = "c2VjcmV0LWtleS1kby1ub3Qtc2hvdw==";
+    use std::io::Read;
+    let out = Command::new(env!("CARGO_BIN_EXE_configuration-sync-worker"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLEET_STORE_URL", "sqlite::memory:")
+        .env("FLEET_HTTP_ADDR", "127.0.0.1:0")
+        .env(
+            "FLEET_SERVICEBUS_CONNECTION",
+            format!("Endpoint=http://nowhere/;SharedAccessKeyName=k;SharedAccessKey={secret}"),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the worker binary runs");
+    let mut replica = Replica(out);
+    // A binary that ignored the variable would keep running: bound the wait.
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = replica.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the worker did not stop on a bad connection string"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut text = String::new();
+    for pipe in [
+        replica
+            .0
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        replica
+            .0
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut text);
+    }
+    assert_eq!(status.code(), Some(64), "{text}");
+    assert!(text.contains("FLEET_SERVICEBUS_CONNECTION"), "{text}");
+    assert!(!text.contains(secret), "the key leaked: {text}");
 }
