@@ -153,10 +153,23 @@ pub(crate) fn settlement_of(state: &DeliveryState) -> Option<Settlement> {
             let description = text(convert::DEAD_LETTER_DESCRIPTION)
                 .or_else(|| rejected.error.as_ref().and_then(|e| e.description.clone()))
                 .unwrap_or_default();
-            Some(Settlement::DeadLetter(DeadLetterOptions::new(
-                reason,
-                description,
-            )))
+            let mut options = DeadLetterOptions::new(reason, description);
+            // Every other entry of the error info is a property to modify, as Service Bus does.
+            options.properties_to_modify = info
+                .into_iter()
+                .flat_map(|fields| fields.iter())
+                .filter(|(k, _)| {
+                    k.as_str() != convert::DEAD_LETTER_REASON
+                        && k.as_str() != convert::DEAD_LETTER_DESCRIPTION
+                })
+                .filter_map(|(k, v)| {
+                    convert::value_to_property(k.as_str(), v.clone())
+                        .ok()
+                        .flatten()
+                        .map(|v| (k.as_str().to_owned(), v))
+                })
+                .collect();
+            Some(Settlement::DeadLetter(options))
         }
         _ => None,
     }
