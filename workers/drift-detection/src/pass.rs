@@ -1,6 +1,6 @@
 //! One detection pass over an environment, and the triggers that run it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use fleet_cloud::{DesiredSource, DriftItem, DriftKind, ObservedService, Scope, diff};
@@ -11,7 +11,7 @@ use fleet_envelope::{Envelope, Payload};
 use fleet_runtime::{
     Expect, HandlerContext, HandlerError, HandlerErrorKind, HandlerResult, Outcome, TimerTick,
 };
-use fleet_store::records::{FindingStatus, RuntimeDriftFinding};
+use fleet_store::records::{FindingStatus, RuntimeDriftFinding, ScalingPolicy};
 use fleet_store::{StoreExt, Versioned};
 use fleet_worker_support::cloud_error;
 
@@ -72,7 +72,15 @@ pub async fn run_pass(
         .list_all(scope)
         .await
         .map_err(|e| cloud_error(&format!("listing services of {scope}"), e))?;
-    let items = diff(&desired, &observed);
+    let autoscaled: HashSet<String> = ctx
+        .store()
+        .list::<ScalingPolicy>(&scope.tenant_id, Some(&scope.environment_id))
+        .await?
+        .into_iter()
+        .filter(|v| v.record.enabled)
+        .map(|v| v.record.service_id)
+        .collect();
+    let items = without_autoscaled_replicas(diff(&desired, &observed), &autoscaled);
     let live: HashMap<&str, &ObservedService> =
         observed.iter().map(|o| (o.id.as_str(), o)).collect();
     let mut findings: HashMap<String, Versioned<RuntimeDriftFinding>> = ctx
@@ -214,4 +222,26 @@ fn cloud_kind(stored: &str) -> DriftKind {
         "replicas" => DriftKind::Replicas,
         _ => DriftKind::Configuration,
     }
+}
+
+/// Drops replica drift of services a scaling policy manages when they run at least the desired
+/// count: for them the desired replicas are the floor the scaling-policy worker builds on, so
+/// reporting its scale-outs as drift would make remediation undo them. Fewer replicas than
+/// desired is still drift.
+fn without_autoscaled_replicas(
+    items: Vec<DriftItem>,
+    autoscaled: &HashSet<String>,
+) -> Vec<DriftItem> {
+    items
+        .into_iter()
+        .filter(|item| {
+            if item.kind != DriftKind::Replicas || !autoscaled.contains(&item.service_id) {
+                return true;
+            }
+            match (item.desired.as_u64(), item.actual.as_u64()) {
+                (Some(desired), Some(actual)) => actual < desired,
+                _ => true,
+            }
+        })
+        .collect()
 }

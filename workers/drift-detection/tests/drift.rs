@@ -402,3 +402,65 @@ async fn desired_state_from_a_pulumi_stack_export_is_compared_too() {
     );
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscaled_service_above_its_desired_replicas_is_not_drift_but_below_is() {
+    let mut w = world().await;
+    let policy = records::ScalingPolicy {
+        id: "p-svc-a".into(),
+        tenant_id: TENANT.into(),
+        environment_id: ENV.into(),
+        service_id: "svc-a".into(),
+        min_replicas: 1,
+        max_replicas: 10,
+        metric: "requestsPerSecond".into(),
+        target: 25.0,
+        cooldown_seconds: 300,
+        enabled: true,
+        last_action: None,
+    };
+    let mut unit = fleet_store::UnitOfWork::new();
+    unit.put(&policy, fleet_store::Expect::Absent)
+        .expect("policy");
+    w.h.store.commit(unit).await.expect("commit policy");
+    // svc-a wants 2 and the scaling-policy worker scaled it out to 5; svc-b (no policy) wants 1.
+    w.drift(Drift::Replicas {
+        service_id: "svc-a".into(),
+        replicas: 5,
+    });
+    w.drift(Drift::Replicas {
+        service_id: "svc-b".into(),
+        replicas: 3,
+    });
+    w.start(&[ENV]);
+    w.wait_passes(1).await;
+    let open: Vec<String> = w
+        .findings(TENANT)
+        .await
+        .into_iter()
+        .filter(|f| f.status == records::FindingStatus::Open)
+        .map(|f| f.service_id.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        open,
+        vec!["svc-b".to_string()],
+        "only the unmanaged service drifted"
+    );
+
+    // Below the desired floor is drift even when autoscaled.
+    w.drift(Drift::Replicas {
+        service_id: "svc-a".into(),
+        replicas: 1,
+    });
+    w.next_pass().await;
+    let mut open: Vec<String> = w
+        .findings(TENANT)
+        .await
+        .into_iter()
+        .filter(|f| f.status == records::FindingStatus::Open)
+        .map(|f| f.service_id.unwrap_or_default())
+        .collect();
+    open.sort();
+    assert_eq!(open, vec!["svc-a".to_string(), "svc-b".to_string()]);
+    w.stop().await;
+}
