@@ -21,6 +21,7 @@ pub mod scenario;
 pub mod seed;
 mod summary;
 pub mod topology;
+pub mod transport;
 mod up;
 pub mod workers;
 
@@ -29,4 +30,5 @@ pub use error::{LocalError, LocalErrorKind};
 pub use layout::{DEFAULT_DATA_DIR, Layout, Manifest};
 pub use observe::{Flow, FlowEvent, FlowSink, ObservedBus};
 pub use summary::{Summary, WorkerSummary};
+pub use transport::{DEFAULT_LISTEN, Transport};
 pub use up::{DEFAULT_QUIET, DEMO_SPEED, Scenario, UpOptions, UpOutcome, up};

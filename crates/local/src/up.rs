@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use fleet_bus::{Bus, EntityPath};
-use fleet_emulator::{Emulator, EmulatorOptions, InProcessBus};
+use fleet_emulator::{Emulator, EmulatorOptions};
 use fleet_sandbox::{Sandbox, SandboxConfig};
 use fleet_store::Store;
 use fleet_worker_support::Environments;
@@ -25,6 +26,7 @@ use crate::records::View;
 use crate::scenario::{Driver, StepReport};
 use crate::summary::{Summary, WorkerSummary};
 use crate::topology::{self, TOPIC};
+use crate::transport::Transport;
 use crate::workers::{RunningWorker, WorkerEnv, start_all};
 
 /// Speed of simulated time while the demo scenario runs.
@@ -72,6 +74,10 @@ pub struct UpOptions {
     pub reset: bool,
     /// Quiet period of the idle check.
     pub quiet: Duration,
+    /// How the workers reach the engine; in-process unless asked otherwise.
+    pub transport: Transport,
+    /// Where the AMQP listener binds with [`Transport::Amqp`] (a loopback address, port 5672).
+    pub listen: SocketAddr,
 }
 
 impl UpOptions {
@@ -85,6 +91,8 @@ impl UpOptions {
             speed: None,
             reset: false,
             quiet: DEFAULT_QUIET,
+            transport: Transport::InProcess,
+            listen: SocketAddr::from(([127, 0, 0, 1], 5672)),
         }
     }
 }
@@ -189,9 +197,9 @@ pub async fn up(
     let mut manifest = layout.read_manifest()?;
 
     let flow = Flow::new(clock.clone(), sink);
-    let raw_bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(parts.emulator.clone()));
+    let wiring = crate::transport::wire(&parts.emulator, options.transport, options.listen).await?;
     let bus_for = {
-        let raw_bus = raw_bus.clone();
+        let raw_bus = wiring.bus.clone();
         let flow = flow.clone();
         Arc::new(move |who: &str| -> Arc<dyn Bus> {
             ObservedBus::new(raw_bus.clone(), who, flow.clone())
@@ -294,6 +302,10 @@ pub async fn up(
             Err(e) => worker_errors.push(format!("{}: {e}", w.name)),
         }
     }
+    // Every sender and receiver is gone with the workers and the driver, so the wire can close.
+    drop(driver);
+    drop(input_sender);
+    let wire_closed = wiring.close().await;
     let simulated_secs = (clock.now() - sim_start).num_milliseconds() as f64 / 1000.0;
     manifest.clock = Some(clock.now());
     layout.write_manifest(&manifest)?;
@@ -322,6 +334,7 @@ pub async fn up(
             format!("workers failed: {}", worker_errors.join("; ")),
         ));
     }
+    wire_closed?;
     let summary = Summary {
         data_dir: layout.root().display().to_string(),
         scenario: scenario.map(|_| "demo".to_owned()),

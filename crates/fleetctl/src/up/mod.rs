@@ -5,13 +5,15 @@
 //! unusable; 2 usage; 70 a component failed.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
 use fleet_local::{
-    DEFAULT_DATA_DIR, FlowEvent, FlowSink, LocalError, LocalErrorKind, Scenario, UpOptions,
+    DEFAULT_DATA_DIR, FlowEvent, FlowSink, LocalError, LocalErrorKind, Scenario, Transport,
+    UpOptions,
 };
 
 /// `fleetctl up`.
@@ -38,6 +40,14 @@ pub struct UpArgs {
     /// Remove the state of a previous fleet in the data directory first.
     #[arg(long)]
     reset: bool,
+    /// How workers reach the emulator engine: `inprocess` (direct calls, fastest, binds no port)
+    /// or `amqp` (through the engine's AMQP listener with the production Service Bus client).
+    #[arg(long, value_name = "inprocess|amqp", default_value = "inprocess")]
+    transport: String,
+    /// Where the AMQP listener binds with `--transport amqp` (a loopback IP, port 5672: the
+    /// Service Bus client always dials 5672).
+    #[arg(long, value_name = "ADDR", default_value = fleet_local::DEFAULT_LISTEN)]
+    listen: String,
 }
 
 /// Maps a fleet error to the exit code scripts rely on.
@@ -90,6 +100,17 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => return Ok(fail(&e)),
     };
+    let transport = match args.transport.parse::<Transport>() {
+        Ok(t) => t,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let Ok(listen) = args.listen.parse::<SocketAddr>() else {
+        eprintln!(
+            "fleetctl: --listen {:?} is not an address: expected IP:PORT, e.g. 127.0.0.1:5672",
+            args.listen
+        );
+        return Ok(ExitCode::from(2));
+    };
     if let Some(speed) = args.speed
         && !(speed.is_finite() && speed > 0.0 && speed <= 10_000.0)
     {
@@ -104,6 +125,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         speed: args.speed,
         reset: args.reset,
         quiet: fleet_local::DEFAULT_QUIET,
+        transport,
+        listen,
     };
     let json = args.json;
     let sink: FlowSink = Arc::new(move |event: &FlowEvent| {
@@ -124,8 +147,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     };
     announce(format!(
-        "fleet: data in {}, topology deploy/emulator/Config.json{}",
+        "fleet: data in {}, topology deploy/emulator/Config.json, {}{}",
         options.data_dir.display(),
+        match transport {
+            Transport::InProcess => "workers on the in-process bus".to_owned(),
+            Transport::Amqp => format!("workers over AMQP via {listen}"),
+        },
         match scenario {
             Some(_) => format!(
                 "; scenario demo on an accelerated clock ({}× — a 30 s health window takes {} ms), back to real time once the scenario is done",
