@@ -121,6 +121,14 @@ async fn apply(
             // A new configuration version only reaches the processes through a new revision.
             synced.restart_required = op.changed;
         }
+        // A newer change to the service (a scale, a rollout) superseded this one: nothing
+        // rejected the configuration, so apply it again rather than report a failed sync.
+        OperationStatus::Canceled => {
+            return Err(fleet_runtime::HandlerError::transient(format!(
+                "{what}: operation {} was superseded by a newer change",
+                op.id
+            )));
+        }
         _ => {
             synced.error = Some(
                 op.error
