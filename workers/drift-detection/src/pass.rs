@@ -102,13 +102,15 @@ pub async fn run_pass(
             Some(v) if v.record.status == FindingStatus::Open => {
                 let mut f = v.record;
                 f.count += 1;
-                f.last_seen = now;
+                // A timer pass runs at its window's time, which can be earlier than an event
+                // pass that already saw the finding: lastSeen never moves backwards.
+                f.last_seen = f.last_seen.max(now);
                 ctx.put(&f, Expect::Version(v.version))?;
             }
             Some(v) => {
                 let mut f = v.record;
                 f.count += 1;
-                f.last_seen = now;
+                f.last_seen = f.last_seen.max(now);
                 f.status = FindingStatus::Open;
                 f.resolved_at = None;
                 ctx.put(&f, Expect::Version(v.version))?;
