@@ -31,6 +31,8 @@ pub enum BusErrorKind {
     Connection,
     /// The caller passed something the service cannot accept (bad name, bad sequence number...).
     InvalidArgument,
+    /// What the caller asked to create exists already (e.g. a rule of the same name).
+    AlreadyExists,
     /// The sender or receiver was closed, or the service is shutting down.
     Closed,
     /// Anything else.
@@ -51,6 +53,7 @@ impl BusErrorKind {
             Self::Unauthorized => "Unauthorized",
             Self::Connection => "Connection",
             Self::InvalidArgument => "InvalidArgument",
+            Self::AlreadyExists => "AlreadyExists",
             Self::Closed => "Closed",
             Self::Other => "Other",
         }

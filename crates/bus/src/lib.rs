@@ -15,10 +15,14 @@ mod entity;
 mod error;
 mod message;
 mod port;
+mod rules;
 
 pub use entity::{DEAD_LETTER_SUFFIX, EntityPath};
 pub use error::{BusError, BusErrorKind};
 pub use message::{Message, MessageState, PropertyValue, ReceivedMessage};
 pub use port::{
     Bus, BusReceiver, BusSender, DeadLetterOptions, ReceiveMode, ReceiveOptions, SubQueue,
+};
+pub use rules::{
+    CorrelationRuleFilter, DEFAULT_RULE_NAME, RuleDescription, RuleFilter, RuleManager,
 };

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::entity::EntityPath;
 use crate::error::BusError;
 use crate::message::{Message, PropertyValue, ReceivedMessage};
+use crate::rules::RuleManager;
 
 /// How a receiver takes messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -93,6 +94,12 @@ pub trait Bus: Send + Sync {
         entity: &EntityPath,
         options: ReceiveOptions,
     ) -> Result<Box<dyn BusReceiver>, BusError>;
+
+    /// Rule management of topic subscriptions, when the backend supports it; `None` (the
+    /// default) when the topology cannot change at run time.
+    fn rule_manager(&self) -> Option<&dyn RuleManager> {
+        None
+    }
 }
 
 /// Sends to one queue or topic.
