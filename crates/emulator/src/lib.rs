@@ -20,6 +20,7 @@ mod engine;
 mod error;
 mod filter;
 mod inprocess;
+mod rules;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -31,8 +32,9 @@ pub use config::{
 pub use duration::{FOREVER, format as format_duration, parse as parse_duration};
 pub use engine::{
     DATA_FILE_NAME, DEFAULT_MAX_ENTITY_BYTES, DEFAULT_MAX_MESSAGE_BYTES, Emulator, EmulatorOptions,
-    EntityHandle,
+    EntityHandle, MAX_RULES_PER_SUBSCRIPTION,
 };
 pub use error::{EmulatorError, EmulatorErrorKind};
 pub use inprocess::InProcessBus;
+pub use rules::MAX_RULE_NAME_LEN;
 pub use store::Durability;

@@ -4,6 +4,8 @@
 
 mod parse;
 
+pub(crate) use parse::sql_filter;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

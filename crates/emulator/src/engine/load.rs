@@ -8,8 +8,8 @@ use bytes::Bytes;
 use rusqlite::Connection;
 
 use super::queue::{Content, Msg, Queue};
-use super::state::{Dedupe, Entity, Kind, Limits, State, millis};
-use crate::config::{ReceiveSettings, Topology};
+use super::state::{Dedupe, Entity, Kind, Limits, RuleEntry, State, millis};
+use crate::config::{Filter, ReceiveSettings, Rule, SubscriptionConfig, Topology};
 use crate::error::{EmulatorError, EmulatorErrorKind};
 use crate::store;
 
@@ -66,6 +66,68 @@ fn dedupe(
     Ok(())
 }
 
+/// The rules `Config.json` gives a subscription: its `Rules`, or Service Bus' `$Default` true
+/// rule when it lists none.
+pub(crate) fn configured_rules(sub: &SubscriptionConfig) -> Vec<RuleEntry> {
+    if sub.rules.is_empty() {
+        return vec![RuleEntry {
+            rule: Rule {
+                name: fleet_bus::DEFAULT_RULE_NAME.to_owned(),
+                filter: Filter::True,
+            },
+            created: None,
+        }];
+    }
+    sub.rules
+        .iter()
+        .map(|rule| RuleEntry {
+            rule: rule.clone(),
+            created: None,
+        })
+        .collect()
+}
+
+/// The rules in force on subscription `e`: the set stored by run-time rule management when
+/// there is one (it wins over `Config.json`, which then only seeded it), else the configured.
+fn rules(
+    conn: &Connection,
+    e: &Entity,
+    sub: &SubscriptionConfig,
+) -> Result<Vec<RuleEntry>, EmulatorError> {
+    let configured = configured_rules(sub);
+    let Some(stored) = store::load_rules(conn, e.id)? else {
+        return Ok(configured);
+    };
+    let mut rules = Vec::with_capacity(stored.len());
+    for row in stored {
+        let filter = store::codec::decode_filter(&row.filter).map_err(|why| {
+            EmulatorError::new(
+                EmulatorErrorKind::Storage,
+                format!("rule \"{}\" of \"{}\" is corrupt: {why}", row.name, e.path),
+            )
+        })?;
+        rules.push(RuleEntry {
+            rule: Rule {
+                name: row.name,
+                filter,
+            },
+            created: row.created,
+        });
+    }
+    let same = rules.len() == configured.len()
+        && rules.iter().zip(&configured).all(|(a, b)| a.rule == b.rule);
+    if !same {
+        tracing::warn!(
+            subscription = %e.path,
+            stored = rules.len(),
+            configured = configured.len(),
+            "the subscription's rules were changed at run time; the stored rules apply and its \
+             Rules in Config.json are ignored"
+        );
+    }
+    Ok(rules)
+}
+
 /// The state for `topology`, with every message stored in `conn`.
 pub(crate) fn state(
     conn: &Connection,
@@ -108,9 +170,14 @@ pub(crate) fn state(
             let key = path.to_ascii_lowercase();
             let kind = Kind::Subscription {
                 topic: topic_idx,
-                config: s.clone(),
+                rules: Vec::new(),
             };
-            let e = entity(conn, &key, path, kind, s.settings.clone())?;
+            let mut e = entity(conn, &key, path, kind, s.settings.clone())?;
+            let rules = rules(conn, &e, s)?;
+            e.kind = Kind::Subscription {
+                topic: topic_idx,
+                rules,
+            };
             names.insert(key, (entities.len(), Role::Subscription));
             subs.push(entities.len());
             entities.push(e);

@@ -3,6 +3,7 @@
 
 mod load;
 mod queue;
+mod rules;
 mod settle;
 mod state;
 mod timer;
@@ -21,6 +22,8 @@ use fleet_bus::{
 use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
+
+pub use self::rules::MAX_RULES_PER_SUBSCRIPTION;
 
 use self::load::Role;
 use self::state::{Ctx, Limits, State};

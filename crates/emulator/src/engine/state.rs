@@ -9,7 +9,7 @@ use std::time::Duration;
 use fleet_bus::{BusError, BusErrorKind, Message};
 
 use super::queue::{Content, Msg, Queue, STATE_ACTIVE, STATE_SCHEDULED, dead_letter_info};
-use crate::config::{ReceiveSettings, SubscriptionConfig};
+use crate::config::{ReceiveSettings, Rule};
 use crate::store::{Meta, Write};
 
 /// What an entity is.
@@ -21,8 +21,22 @@ pub(crate) enum Kind {
     },
     Subscription {
         topic: usize,
-        config: SubscriptionConfig,
+        /// The rules in force (`$Default` included when it applies); none means no message.
+        rules: Vec<RuleEntry>,
     },
+}
+
+/// A rule in force on a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RuleEntry {
+    pub rule: Rule,
+    /// Milliseconds since the epoch when it was added at run time; `None` for configured rules.
+    pub created: Option<i64>,
+}
+
+/// Whether a subscription with `rules` takes `msg`: any rule matches.
+pub(crate) fn accepts(rules: &[RuleEntry], msg: &Message) -> bool {
+    rules.iter().any(|r| r.rule.filter.matches(msg))
 }
 
 /// Duplicate-detection history of a queue or topic.
@@ -151,7 +165,7 @@ impl State {
                 (Kind::Topic { subscriptions }, None) => subscriptions
                     .iter()
                     .copied()
-                    .filter(|s| matches!(&self.entities[*s].kind, Kind::Subscription { config, .. } if config.accepts(m)))
+                    .filter(|s| matches!(&self.entities[*s].kind, Kind::Subscription { rules, .. } if accepts(rules, m)))
                     .collect(),
                 _ => vec![idx],
             };
@@ -373,7 +387,7 @@ impl State {
                     seq,
                 });
                 for s in subs {
-                    if matches!(&self.entities[s].kind, Kind::Subscription { config, .. } if config.accepts(&msg.content.message))
+                    if matches!(&self.entities[s].kind, Kind::Subscription { rules, .. } if accepts(rules, &msg.content.message))
                     {
                         self.enqueue(s, seq, msg.content.clone(), at, ctx);
                     }

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use fleet_bus::{Message, PropertyValue};
 use serde_json::{Map, Value, json};
 
+use crate::config::{CorrelationFilter, Filter};
+
 /// Encodes everything of `msg` except the body and scheduling (stored in columns).
 pub(crate) fn encode(msg: &Message) -> Vec<u8> {
     let mut obj = Map::new();
@@ -31,26 +33,7 @@ pub(crate) fn encode(msg: &Message) -> Vec<u8> {
         );
     }
     if !msg.application_properties.is_empty() {
-        let props: Map<String, Value> = msg
-            .application_properties
-            .iter()
-            .map(|(k, v)| {
-                let tagged = match v {
-                    PropertyValue::String(s) => json!(["s", s]),
-                    PropertyValue::Int(i) => json!(["i", i]),
-                    PropertyValue::Double(d) => json!(["d", d.to_bits()]),
-                    PropertyValue::Bool(b) => json!(["b", b]),
-                    PropertyValue::Timestamp(t) => json!([
-                        "t",
-                        t.timestamp_nanos_opt()
-                            .unwrap_or(t.timestamp_millis().saturating_mul(1_000_000))
-                    ]),
-                    PropertyValue::Uuid(u) => json!(["u", u.to_string()]),
-                };
-                (k.clone(), tagged)
-            })
-            .collect();
-        obj.insert("p".into(), Value::Object(props));
+        obj.insert("p".into(), encode_properties(&msg.application_properties));
     }
     serde_json::to_vec(&Value::Object(obj)).unwrap_or_default()
 }
@@ -61,8 +44,51 @@ pub(crate) fn decode(headers: &[u8], body: Bytes) -> Result<Message, String> {
         serde_json::from_slice(headers).map_err(|e| format!("headers are not JSON: {e}"))?;
     let obj = value.as_object().ok_or("headers are not an object")?;
     let text = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_owned);
+    let props = decode_properties(obj.get("p"))?;
+    Ok(Message {
+        body,
+        message_id: text("mid"),
+        correlation_id: text("cid"),
+        subject: text("sub"),
+        content_type: text("ct"),
+        reply_to: text("rt"),
+        to: text("to"),
+        application_properties: props,
+        scheduled_enqueue_time: None,
+        time_to_live: obj
+            .get("ttl")
+            .and_then(Value::as_u64)
+            .map(Duration::from_millis),
+    })
+}
+
+/// Application properties as a JSON object of `[tag, value]` pairs.
+fn encode_properties(props: &BTreeMap<String, PropertyValue>) -> Value {
+    let props: Map<String, Value> = props
+        .iter()
+        .map(|(k, v)| {
+            let tagged = match v {
+                PropertyValue::String(s) => json!(["s", s]),
+                PropertyValue::Int(i) => json!(["i", i]),
+                PropertyValue::Double(d) => json!(["d", d.to_bits()]),
+                PropertyValue::Bool(b) => json!(["b", b]),
+                PropertyValue::Timestamp(t) => json!([
+                    "t",
+                    t.timestamp_nanos_opt()
+                        .unwrap_or(t.timestamp_millis().saturating_mul(1_000_000))
+                ]),
+                PropertyValue::Uuid(u) => json!(["u", u.to_string()]),
+            };
+            (k.clone(), tagged)
+        })
+        .collect();
+    Value::Object(props)
+}
+
+/// The inverse of [`encode_properties`]; absent means none.
+fn decode_properties(value: Option<&Value>) -> Result<BTreeMap<String, PropertyValue>, String> {
     let mut props = BTreeMap::new();
-    if let Some(p) = obj.get("p").and_then(Value::as_object) {
+    if let Some(p) = value.and_then(Value::as_object) {
         for (name, tagged) in p {
             let bad = || format!("property {name:?} is corrupt: {tagged}");
             let [tag, v] = tagged.as_array().map(Vec::as_slice).ok_or_else(bad)? else {
@@ -84,21 +110,59 @@ pub(crate) fn decode(headers: &[u8], body: Bytes) -> Result<Message, String> {
             props.insert(name.clone(), value);
         }
     }
-    Ok(Message {
-        body,
-        message_id: text("mid"),
-        correlation_id: text("cid"),
-        subject: text("sub"),
-        content_type: text("ct"),
-        reply_to: text("rt"),
-        to: text("to"),
-        application_properties: props,
-        scheduled_enqueue_time: None,
-        time_to_live: obj
-            .get("ttl")
-            .and_then(Value::as_u64)
-            .map(Duration::from_millis),
-    })
+    Ok(props)
+}
+
+/// A rule filter as the `filter` column of the `rules` table:
+/// `{"f":"true"}`, `{"f":"false"}` or `{"f":"correlation", "cid": …, "p": {…}}`.
+pub(crate) fn encode_filter(filter: &Filter) -> String {
+    let value = match filter {
+        Filter::True => json!({"f": "true"}),
+        Filter::False => json!({"f": "false"}),
+        Filter::Correlation(c) => {
+            let mut obj = Map::new();
+            obj.insert("f".into(), json!("correlation"));
+            for (key, v) in [
+                ("ct", &c.content_type),
+                ("cid", &c.correlation_id),
+                ("sub", &c.subject),
+                ("mid", &c.message_id),
+                ("rt", &c.reply_to),
+                ("to", &c.to),
+            ] {
+                if let Some(v) = v {
+                    obj.insert(key.into(), Value::String(v.clone()));
+                }
+            }
+            if !c.properties.is_empty() {
+                obj.insert("p".into(), encode_properties(&c.properties));
+            }
+            Value::Object(obj)
+        }
+    };
+    value.to_string()
+}
+
+/// The inverse of [`encode_filter`]; the error names what is corrupt.
+pub(crate) fn decode_filter(text: &str) -> Result<Filter, String> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("filter is not JSON: {e}"))?;
+    let obj = value.as_object().ok_or("filter is not an object")?;
+    let field = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_owned);
+    match field("f").as_deref() {
+        Some("true") => Ok(Filter::True),
+        Some("false") => Ok(Filter::False),
+        Some("correlation") => Ok(Filter::Correlation(CorrelationFilter {
+            content_type: field("ct"),
+            correlation_id: field("cid"),
+            subject: field("sub"),
+            message_id: field("mid"),
+            reply_to: field("rt"),
+            to: field("to"),
+            properties: decode_properties(obj.get("p"))?,
+        })),
+        other => Err(format!("unknown filter kind {other:?} in {text}")),
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +202,29 @@ mod tests {
             m
         };
         assert_eq!(strip(back), strip(msg));
+    }
+
+    #[test]
+    fn every_filter_round_trips() {
+        let mut correlation = CorrelationFilter {
+            subject: Some("Deploy".into()),
+            correlation_id: Some("c".into()),
+            to: Some("t".into()),
+            ..CorrelationFilter::default()
+        };
+        correlation.properties.insert("tenant".into(), "t1".into());
+        correlation
+            .properties
+            .insert("n".into(), PropertyValue::Int(2));
+        for filter in [
+            Filter::True,
+            Filter::False,
+            Filter::Correlation(correlation),
+        ] {
+            assert_eq!(decode_filter(&encode_filter(&filter)).unwrap(), filter);
+        }
+        assert!(decode_filter(r#"{"f":"sql"}"#).unwrap_err().contains("sql"));
+        assert!(decode_filter("[").is_err());
     }
 
     #[test]

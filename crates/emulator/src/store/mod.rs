@@ -92,6 +92,21 @@ pub(crate) enum Write {
     },
     /// Duplicate-detection history older than `before` can go.
     ForgetSeen { entity: i64, before: i64 },
+    /// The whole rule set of a subscription, replacing what was stored (rule sets are small).
+    /// From then on the stored set, not `Config.json`, is the subscription's rule set.
+    Rules {
+        entity: i64,
+        rules: Vec<StoredRule>,
+        at: i64,
+    },
+}
+
+/// A rule as stored: its filter in the JSON of [`codec::encode_filter`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StoredRule {
+    pub name: String,
+    pub filter: String,
+    pub created: Option<i64>,
 }
 
 /// A message row as loaded at open.
@@ -104,6 +119,8 @@ pub(crate) struct LoadedRow {
 }
 
 /// Bumped whenever the tables change incompatibly; a data file of another version is refused.
+/// (Tables added with `IF NOT EXISTS`, like the rule tables, are compatible: an older data file
+/// gains them empty.)
 const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
@@ -136,6 +153,18 @@ CREATE TABLE IF NOT EXISTS seen_ids (
     message_id TEXT NOT NULL,
     seen INTEGER NOT NULL,
     PRIMARY KEY (entity, message_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rule_sets (
+    entity INTEGER PRIMARY KEY,
+    changed INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rules (
+    entity INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    filter TEXT NOT NULL,
+    created INTEGER,
+    PRIMARY KEY (entity, position)
 ) WITHOUT ROWID;
 ";
 
@@ -270,4 +299,36 @@ pub(crate) fn load_seen(
         .query_map(params![entity, since], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(fail)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(fail)
+}
+
+/// The rule set of `entity` stored by run-time rule management, in order; `None` when its rules
+/// were never changed at run time (then `Config.json` defines them).
+pub(crate) fn load_rules(
+    conn: &Connection,
+    entity: i64,
+) -> Result<Option<Vec<StoredRule>>, EmulatorError> {
+    let fail = |e| EmulatorError::storage(format!("cannot load the rules of entity {entity}"), e);
+    let managed: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM rule_sets WHERE entity = ?1)",
+            params![entity],
+            |r| r.get(0),
+        )
+        .map_err(fail)?;
+    if !managed {
+        return Ok(None);
+    }
+    let mut stmt = conn
+        .prepare("SELECT name, filter, created FROM rules WHERE entity = ?1 ORDER BY position")
+        .map_err(fail)?;
+    let rows = stmt
+        .query_map(params![entity], |r| {
+            Ok(StoredRule {
+                name: r.get(0)?,
+                filter: r.get(1)?,
+                created: r.get(2)?,
+            })
+        })
+        .map_err(fail)?;
+    rows.collect::<Result<Vec<_>, _>>().map(Some).map_err(fail)
 }

@@ -150,6 +150,9 @@ struct Statements<'c> {
     next_seq: Statement<'c>,
     seen: Statement<'c>,
     forget_seen: Statement<'c>,
+    clear_rules: Statement<'c>,
+    put_rule: Statement<'c>,
+    rule_set: Statement<'c>,
 }
 
 impl<'c> Statements<'c> {
@@ -171,6 +174,11 @@ impl<'c> Statements<'c> {
             next_seq: conn.prepare("UPDATE entities SET next_seq = ?1 WHERE id = ?2")?,
             seen: conn.prepare("INSERT OR REPLACE INTO seen_ids (entity, message_id, seen) VALUES (?1, ?2, ?3)")?,
             forget_seen: conn.prepare("DELETE FROM seen_ids WHERE entity = ?1 AND seen < ?2")?,
+            clear_rules: conn.prepare("DELETE FROM rules WHERE entity = ?1")?,
+            put_rule: conn.prepare(
+                "INSERT INTO rules (entity, position, name, filter, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
+            rule_set: conn.prepare("INSERT OR REPLACE INTO rule_sets (entity, changed) VALUES (?1, ?2)")?,
         })
     }
 }
@@ -245,6 +253,19 @@ fn apply(stmts: &mut Statements<'_>, write: &Write) -> rusqlite::Result<()> {
         }
         Write::ForgetSeen { entity, before } => {
             stmts.forget_seen.execute(params![entity, before])?;
+        }
+        Write::Rules { entity, rules, at } => {
+            stmts.clear_rules.execute(params![entity])?;
+            for (position, rule) in rules.iter().enumerate() {
+                stmts.put_rule.execute(params![
+                    entity,
+                    position as i64,
+                    rule.name,
+                    rule.filter,
+                    rule.created
+                ])?;
+            }
+            stmts.rule_set.execute(params![entity, at])?;
         }
     }
     Ok(())
