@@ -61,6 +61,10 @@ impl Bus for InProcessBus {
             closed: AtomicBool::new(false),
         }))
     }
+
+    fn rule_manager(&self) -> Option<&dyn fleet_bus::RuleManager> {
+        Some(self)
+    }
 }
 
 struct Sender {
