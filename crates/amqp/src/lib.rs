@@ -20,6 +20,7 @@ mod frame;
 mod link;
 mod locks;
 mod management;
+mod rules;
 mod sasl;
 mod scan;
 mod settle;
