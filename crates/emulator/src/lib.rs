@@ -8,7 +8,12 @@
 //! operation is committed to SQLite (group commit), and a restart restores messages, locks and
 //! delivery counts.
 //!
-//! [`InProcessBus`] implements the `fleet_bus::Bus` port straight over the engine. The
+//! Subscription rules can be changed at run time ([`Emulator::add_rule`],
+//! [`Emulator::remove_rule`], [`Emulator::rules`]); the changes are durable and route the next
+//! message.
+//!
+//! [`InProcessBus`] implements the `fleet_bus::Bus` port straight over the engine, including its
+//! optional rule management (`Bus::rule_manager`). The
 //! semantics, what `Config.json` support covers and what is not emulated are in
 //! `docs/emulator.md`.
 
