@@ -55,6 +55,30 @@ impl Default for Timings {
     }
 }
 
+impl Timings {
+    /// Every duration multiplied by `factor`: `0.01` lands a 15 s configuration change in
+    /// 150 ms, `0` lands every change at once. Negative or non-finite factors count as 1, and a
+    /// product too large for a `Duration` saturates.
+    pub fn scaled(self, factor: f64) -> Timings {
+        let factor = if factor.is_finite() && factor >= 0.0 {
+            factor
+        } else {
+            1.0
+        };
+        let scale = |d: Duration| {
+            Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+        };
+        Timings {
+            create: scale(self.create),
+            update: scale(self.update),
+            scale: scale(self.scale),
+            configure: scale(self.configure),
+            refresh_secret: scale(self.refresh_secret),
+            delete: scale(self.delete),
+        }
+    }
+}
+
 /// How to start a sandbox.
 #[derive(Clone)]
 pub struct SandboxConfig {
@@ -324,5 +348,34 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.server.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaled_timings_multiply_every_duration() {
+        let d = Timings::default();
+        let fast = d.scaled(0.01);
+        assert_eq!(fast.create, Duration::from_millis(450));
+        assert_eq!(fast.update, Duration::from_millis(300));
+        assert_eq!(fast.scale, Duration::from_millis(100));
+        assert_eq!(fast.configure, Duration::from_millis(150));
+        assert_eq!(fast.refresh_secret, Duration::from_millis(50));
+        assert_eq!(fast.delete, Duration::from_millis(100));
+        let instant = d.scaled(0.0);
+        assert_eq!(instant.create, Duration::ZERO);
+        assert_eq!(instant.configure, Duration::ZERO);
+        assert_eq!(d.scaled(2.0).configure, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn nonsense_factors_keep_the_timings() {
+        let d = Timings::default();
+        for factor in [-1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(d.scaled(factor), d, "factor {factor}");
+        }
     }
 }

@@ -26,6 +26,11 @@ use crate::settings::text;
 pub const ENV_CLOUD: &str = "FLEET_CLOUD";
 /// Data directory of the sandbox cloud; unset keeps its state in memory.
 pub const ENV_SANDBOX_DIR: &str = "FLEET_SANDBOX_DIR";
+/// Factor applied to the sandbox cloud's simulated operation durations (`Timings::scaled`):
+/// `0.01` lands a 15 s configuration change in 150 ms, `0` at once. Unset keeps the defaults.
+pub const ENV_SANDBOX_TIME_SCALE: &str = "FLEET_SANDBOX_TIME_SCALE";
+/// Largest [`ENV_SANDBOX_TIME_SCALE`] accepted.
+const MAX_TIME_SCALE: f64 = 1000.0;
 /// Data directory of the in-process emulator engine the bus runs on.
 pub const ENV_EMULATOR_DIR: &str = "FLEET_EMULATOR_DIR";
 /// Optional Service Bus emulator `Config.json` describing the topology (else one topic with this
@@ -60,10 +65,7 @@ impl LocalCloud {
                 ));
             }
         }
-        let config = SandboxConfig {
-            data_dir: text(env, ENV_SANDBOX_DIR).map(PathBuf::from),
-            ..SandboxConfig::default()
-        };
+        let config = sandbox_config(env)?;
         let sandbox = Sandbox::start(config).await.map_err(|e| {
             RuntimeError::new(RuntimeErrorKind::Definition, "starting the sandbox cloud")
                 .with_source(e)
@@ -95,6 +97,31 @@ impl LocalCloud {
     pub fn vault(&self) -> Arc<dyn Vault> {
         self.sandbox.vault()
     }
+}
+
+/// The sandbox settings of the environment: [`ENV_SANDBOX_DIR`] and [`ENV_SANDBOX_TIME_SCALE`].
+pub fn sandbox_config(env: &dyn Env) -> Result<SandboxConfig, RuntimeError> {
+    let defaults = SandboxConfig::default();
+    let timings = match text(env, ENV_SANDBOX_TIME_SCALE) {
+        None => defaults.timings,
+        Some(raw) => match raw.parse::<f64>() {
+            Ok(factor) if (0.0..=MAX_TIME_SCALE).contains(&factor) => {
+                defaults.timings.scaled(factor)
+            }
+            _ => {
+                return Err(RuntimeError::config(
+                    ENV_SANDBOX_TIME_SCALE,
+                    &raw,
+                    &format!("a number from 0 to {MAX_TIME_SCALE}"),
+                ));
+            }
+        },
+    };
+    Ok(SandboxConfig {
+        data_dir: text(env, ENV_SANDBOX_DIR).map(PathBuf::from),
+        timings,
+        ..defaults
+    })
 }
 
 /// The topology of a single worker: topic `config.topic` with the worker's subscription (one
@@ -244,6 +271,45 @@ mod tests {
         format!(
             "Endpoint=sb://127.0.0.1/;SharedAccessKeyName=k;SharedAccessKey={KEY};UseDevelopmentEmulator=true"
         )
+    }
+
+    #[test]
+    fn the_sandbox_time_scale_scales_every_operation_duration() {
+        let defaults = fleet_sandbox::Timings::default();
+        let unset = sandbox_config(&MapEnv::default()).unwrap();
+        assert_eq!(unset.timings, defaults);
+        assert_eq!(unset.data_dir, None);
+
+        let env = MapEnv::from_pairs([
+            (ENV_SANDBOX_TIME_SCALE, "0.01"),
+            (ENV_SANDBOX_DIR, "/var/lib/fleet/sandbox"),
+        ]);
+        let fast = sandbox_config(&env).unwrap();
+        assert_eq!(fast.timings, defaults.scaled(0.01));
+        assert_eq!(
+            fast.timings.configure,
+            std::time::Duration::from_millis(150)
+        );
+        assert_eq!(
+            fast.data_dir.as_deref(),
+            Some(std::path::Path::new("/var/lib/fleet/sandbox"))
+        );
+
+        let env = MapEnv::from_pairs([(ENV_SANDBOX_TIME_SCALE, "0")]);
+        let instant = sandbox_config(&env).unwrap().timings;
+        assert_eq!(instant.create, std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn a_bad_sandbox_time_scale_is_a_config_error_naming_it() {
+        for bad in ["fast", "-1", "NaN", "inf", "1001"] {
+            let env = MapEnv::from_pairs([(ENV_SANDBOX_TIME_SCALE, bad)]);
+            let err = sandbox_config(&env).err().expect(bad);
+            assert_eq!(err.kind(), RuntimeErrorKind::Config, "{bad}");
+            let text = err.to_string();
+            assert!(text.contains(ENV_SANDBOX_TIME_SCALE), "{text}");
+            assert!(text.contains("0 to 1000"), "{text}");
+        }
     }
 
     #[test]
