@@ -23,7 +23,9 @@ fn line(mut env: Envelope, edit: impl FnOnce(&mut Envelope)) -> (Envelope, Strin
 async fn bad_input_is_dead_lettered_with_its_reason_and_duplicates_are_not_rehandled() {
     let inventory = examples::sample_envelope(EventType::RuntimeInventoryUpdated);
     let (dup, dup_line) = line(inventory, |e| {
-        e.data["serviceId"] = json!("catalog");
+        let mut data = e.data.to_value();
+        data["serviceId"] = json!("catalog");
+        e.data = data.into();
         e.subject = Some("services/catalog".into());
     });
     let (mismatch, mismatch_line) = line(

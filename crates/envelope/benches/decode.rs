@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group};
-use fleet_envelope::{Envelope, EventType, Payload, cloudevents, examples};
+use fleet_envelope::{Envelope, EventType, cloudevents, examples};
 use serde_json::json;
 
 /// The health sample plus two extensions: about 1 KiB encoded.
@@ -34,7 +34,7 @@ fn cases<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)))
     });
     group.bench_function("payload_typed_read", |b| {
-        b.iter(|| Payload::from_data(envelope.event_type, 1, black_box(&envelope.data)))
+        b.iter(|| black_box(&envelope).payload())
     });
     group.bench_function("encode", |b| b.iter(|| black_box(&envelope).encode()));
     let ce = cloudevents::encode(&envelope);
@@ -96,13 +96,7 @@ fn cpu_report() {
         ),
         (
             "payload_typed_read",
-            Box::new(|| {
-                drop(black_box(Payload::from_data(
-                    envelope.event_type,
-                    1,
-                    black_box(&envelope.data),
-                )))
-            }),
+            Box::new(|| drop(black_box(black_box(&envelope).payload()))),
         ),
         (
             "encode",

@@ -123,7 +123,7 @@ pub fn to_cloudevent(envelope: &Envelope) -> Value {
             Value::Object(packed).to_string().into(),
         );
     }
-    ce.insert("data".into(), envelope.data.clone());
+    ce.insert("data".into(), envelope.data.to_value());
     Value::Object(ce)
 }
 

@@ -3,13 +3,15 @@
 //! Both wire forms (Fleet JSON and CloudEvents) fill the same [`Slots`] and share [`build`]; only
 //! the names used in error paths differ, so a CloudEvents sender reads `tenantid: required`.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::data::Data;
 use crate::envelope::{Envelope, FIELD_NAMES};
 use crate::error::{EnvelopeError, ErrorKind, FieldError};
 use crate::event_type::EventType;
-use crate::parse::{parse_fleet, parse_object};
-use crate::payload::{check_data, unsupported_version};
+use crate::parse::{parse_fleet, parse_fleet_raw, parse_object};
+use crate::payload::{check_data, data_passes, unsupported_version};
 use crate::rules::{self, MAX_ID_CHARS, MAX_TEXT_CHARS};
 use crate::{MAX_ENVELOPE_BYTES, cloudevents};
 
@@ -29,6 +31,8 @@ pub(crate) struct Slots {
     pub correlation_id: Option<Value>,
     pub causation_id: Option<Value>,
     pub data: Option<Value>,
+    /// `data` as text, unparsed (the fast path of [`Envelope::decode`]); then `data` is `None`.
+    pub data_raw: Option<Box<RawValue>>,
     pub extensions: Map<String, Value>,
 }
 
@@ -252,12 +256,25 @@ pub(crate) fn build(
             None => Ok(None),
         });
 
-    let data = match slots.data {
-        None | Some(Value::Null) => {
+    let data = match (slots.data_raw, slots.data) {
+        // The fast path: accepted by the streaming check, or left to the full decode (which
+        // reports every problem) by failing here with a placeholder the caller never shows.
+        (Some(raw), _) => match event_type {
+            Some(t) if supported && data_passes(t, raw.get()) => {
+                // `supported` implies the version parsed.
+                let version = event_version.unwrap_or(1);
+                Some(Data::from_raw(raw).checked_as(t, version))
+            }
+            _ => {
+                r.push("data", "left to the full check");
+                None
+            }
+        },
+        (None, None | Some(Value::Null)) => {
             r.push("data", "required");
             None
         }
-        Some(d) => {
+        (None, Some(d)) => {
             match event_type {
                 Some(t) if supported => {
                     check_data(t, &d, &mut r.errors);
@@ -270,7 +287,7 @@ pub(crate) fn build(
                 }
                 _ => {}
             }
-            Some(d)
+            Some(Data::from(d))
         }
     };
 
@@ -328,6 +345,15 @@ fn required_text(r: &mut Reader, v: Option<Value>, path: &str, max: usize) -> Op
         .and_then(|s| r.apply(path, rules::text(&s, max)).map(|()| s))
 }
 
+/// The common case in one pass: a valid Fleet JSON envelope, its `data` checked as text by the
+/// streaming check and kept as text. `None` for anything else — a problem, or just something the
+/// streaming check leaves to the full decode — which then runs and gives the exact verdict and
+/// every error. So this path can only make decoding faster, never change its answer.
+fn decode_fast(bytes: &[u8]) -> Option<Envelope> {
+    let slots = parse_fleet_raw(bytes).ok()?;
+    build(slots, &FLEET_NAMES, Vec::new()).ok()
+}
+
 /// The wire form of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -341,6 +367,9 @@ impl Envelope {
     /// Decodes a Fleet JSON envelope, checking every rule (size first, then UTF-8, JSON syntax,
     /// depth, duplicate keys, the fields, and the payload of its type and version).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        if let Some(envelope) = decode_fast(bytes) {
+            return Ok(envelope);
+        }
         build(parse_fleet(bytes)?, &FLEET_NAMES, Vec::new())
     }
 
@@ -373,6 +402,12 @@ impl Envelope {
                 ));
             }
         };
+        if declared.is_none()
+            && let Some(envelope) = decode_fast(bytes)
+        {
+            // It has a valid `eventId`, so sniffing would say Fleet JSON too.
+            return Ok((envelope, Format::Fleet));
+        }
         let map = parse_object(bytes)?;
         let format = declared.unwrap_or_else(|| {
             if map.contains_key("specversion") && !map.contains_key("eventId") {
@@ -409,4 +444,170 @@ pub fn check_size(len: usize) -> Result<(), EnvelopeError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path may only ever answer like the full decode: these tests hold it to that.
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::examples::sample_envelope;
+
+    /// The full decode, without the fast path.
+    fn full(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        build(parse_fleet(bytes)?, &FLEET_NAMES, Vec::new())
+    }
+
+    #[test]
+    fn every_sample_takes_the_fast_path_and_matches_the_full_decode() {
+        for t in EventType::ALL {
+            let body = sample_envelope(t).encode();
+            let fast = decode_fast(&body).unwrap_or_else(|| panic!("{t}: fast path refused"));
+            assert!(fast.data.is_checked_as(t, 1), "{t}");
+            assert_eq!(fast, full(&body).unwrap(), "{t}");
+        }
+    }
+
+    #[test]
+    fn the_runtime_entry_point_takes_the_fast_path_too() {
+        let body = sample_envelope(EventType::HealthCheckCompleted).encode();
+        let (e, format) = Envelope::decode_detect(&body, Some("application/json")).unwrap();
+        assert_eq!(format, Format::Fleet);
+        assert!(e.data.is_checked_as(EventType::HealthCheckCompleted, 1));
+    }
+
+    #[test]
+    fn data_the_fast_path_leaves_alone_still_gets_every_error() {
+        let mut v: Value =
+            serde_json::from_slice(&sample_envelope(EventType::HealthCheckCompleted).encode())
+                .unwrap();
+        v["data"]["probes"][0]["attempts"] = json!(0);
+        v["data"]["serviceId"] = json!("");
+        let body = serde_json::to_vec(&v).unwrap();
+        assert!(decode_fast(&body).is_none());
+        let err = Envelope::decode(&body).unwrap_err().to_string();
+        assert!(err.contains("data.serviceId: must not be empty"), "{err}");
+        assert!(err.contains("data.probes[0].attempts"), "{err}");
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..70_000).prop_map(|n| json!(n)),
+            Just(json!(u64::MAX)),
+            Just(json!(i64::MIN)),
+            Just(json!(0.5)),
+            Just(json!(-1.5)),
+            Just(json!(1e300)),
+            Just(json!(3.0)),
+            prop::sample::select(vec![
+                "",
+                "x",
+                "2026-01-31T12:00:00Z",
+                "2026-01-31T11:59:00Z",
+                "2026-01-31T12:00:00+01:00",
+                "2026-02-30T12:00:00Z",
+                "healthy",
+                "degraded",
+                "succeeded",
+                "failed",
+                "removed",
+                "updated",
+                "added",
+                "liveness",
+                "image",
+                "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                "not-a-uuid",
+                "é\u{1F600}",
+                "tab\tinside",
+                "quote\"and\\slash",
+            ])
+            .prop_map(|s| json!(s)),
+            Just(json!("a".repeat(300))),
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z]{1,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Sets (or, with `None`, removes) member `key` of the object at `at` (a member name or "").
+    fn mutate(data: &mut Value, at: &str, key: &str, value: Option<Value>) {
+        let target = if at.is_empty() {
+            Some(data)
+        } else {
+            data.get_mut(at)
+        };
+        let target = match target {
+            Some(Value::Array(items)) => items.first_mut(),
+            other => other,
+        };
+        if let Some(Value::Object(m)) = target {
+            match value {
+                Some(v) => {
+                    m.insert(key.to_owned(), v);
+                }
+                None => {
+                    m.shift_remove(key);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Whatever the fast path accepts, the full decode accepts too, as the same envelope.
+        #[test]
+        fn the_fast_path_never_accepts_what_the_full_decode_refuses(
+            type_index in 0..EventType::ALL.len(),
+            mutations in prop::collection::vec(
+                (
+                    prop::sample::select(vec!["", "", "", "window", "probes", "observed", "metric", "values", "ref"]),
+                    prop::sample::select(vec![
+                        "serviceId", "status", "previousStatus", "start", "end", "kind", "attempts",
+                        "fromReplicas", "toReplicas", "outcome", "failedStep", "error", "change",
+                        "observed", "changedFields", "values", "ref", "version", "replicas", "image",
+                        "firstSeenAt", "lastSeenAt", "completedAt", "startedAt", "newVersion",
+                        "previousVersion", "window", "probes", "metric", "extra",
+                    ]),
+                    proptest::option::weighted(0.85, json_value()),
+                ),
+                1..4,
+            ),
+            duplicate in any::<bool>(),
+        ) {
+            let t = EventType::ALL[type_index];
+            let mut v: Value = serde_json::from_slice(&sample_envelope(t).encode()).unwrap();
+            for (at, key, value) in mutations {
+                mutate(&mut v["data"], at, key, value);
+            }
+            let mut body = serde_json::to_string(&v).unwrap();
+            if duplicate {
+                // Repeat the first member of `data` inside it.
+                if let Some(start) = body.find("\"data\":{\"") {
+                    let inner = start + "\"data\":{".len();
+                    if let Some(end) = body[inner..].find(',') {
+                        let member = body[inner..inner + end].to_owned();
+                        body.insert_str(inner, &format!("{member},"));
+                    }
+                }
+            }
+            let slow = full(body.as_bytes());
+            if let Some(fast) = decode_fast(body.as_bytes()) {
+                prop_assert!(slow.is_ok(), "fast accepted, full refused {}: {}", body, slow.unwrap_err());
+                prop_assert_eq!(fast, slow.unwrap(), "{}", body);
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::data::Data;
 use crate::error::EnvelopeError;
 use crate::event_type::EventType;
 use crate::ids::{derived_span_id, emitted_event_id};
@@ -42,8 +43,9 @@ pub struct Envelope {
     pub correlation_id: String,
     /// The `event_id` of the event that caused this one; absent for commands from outside.
     pub causation_id: Option<Uuid>,
-    /// The payload object; typed view via [`Envelope::payload`].
-    pub data: Value,
+    /// The payload object as JSON text; typed view via [`Envelope::payload`], members by name
+    /// via `data["serviceId"]`.
+    pub data: Data,
     /// Unknown top-level fields, kept so that forwarding an envelope loses nothing.
     pub extensions: Map<String, Value>,
 }
@@ -99,7 +101,7 @@ impl Envelope {
             span_id: None,
             correlation_id: correlation_id.into(),
             causation_id: None,
-            data: payload.to_data(),
+            data: payload.to_json(),
             extensions: Map::new(),
         }
     }
@@ -131,7 +133,7 @@ impl Envelope {
             span_id: None,
             correlation_id: self.correlation_id.clone(),
             causation_id: Some(self.event_id),
-            data: payload.to_data(),
+            data: payload.to_json(),
             extensions: Map::new(),
         }
     }
@@ -150,7 +152,7 @@ impl Envelope {
 
     /// Reads `data` as the typed payload of this envelope's type and version.
     pub fn payload(&self) -> Result<Payload, EnvelopeError> {
-        Payload::from_data(self.event_type, self.event_version, &self.data)
+        Payload::from_json(self.event_type, self.event_version, &self.data)
     }
 
     /// The envelope as compact JSON: the fields in [`FIELD_NAMES`] order (absent optionals

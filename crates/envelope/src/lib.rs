@@ -25,6 +25,7 @@
 //! # Ok::<(), fleet_envelope::EnvelopeError>(())
 //! ```
 
+mod data;
 mod decode;
 mod envelope;
 mod error;
@@ -39,6 +40,7 @@ pub mod payload;
 pub mod schema;
 pub mod servicebus;
 
+pub use data::Data;
 pub use decode::{Format, check_size};
 pub use envelope::{Envelope, FIELD_NAMES};
 pub use error::{EnvelopeError, ErrorKind, FieldError};

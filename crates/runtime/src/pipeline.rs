@@ -247,7 +247,7 @@ pub(crate) fn timer_envelope(
         span_id: None,
         correlation_id: tick.event_id.to_string(),
         causation_id: None,
-        data: serde_json::Value::Object(serde_json::Map::new()),
+        data: fleet_envelope::Data::empty(),
         extensions: serde_json::Map::new(),
     }
 }

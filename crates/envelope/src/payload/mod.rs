@@ -8,7 +8,7 @@ mod deployment;
 mod drift;
 mod health;
 mod inventory;
-mod rules;
+pub(crate) mod rules;
 mod secret;
 
 use serde::Deserialize;
@@ -27,6 +27,7 @@ pub use health::{
 pub use inventory::{InventoryChange, ObservedRuntime, RuntimeInventoryUpdated};
 pub use secret::{RotationReason, SecretRotated, SecretRotationFailed, SecretRotationRequested};
 
+use crate::data::Data;
 use crate::error::FieldError;
 use crate::event_type::EventType;
 use crate::parse::Path;
@@ -65,6 +66,21 @@ macro_rules! catalog {
                     $(Payload::$name(p) => serde_json::to_value(p),)*
                 };
                 value.unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
+            }
+
+            /// The payload as `data` JSON text, serialized straight from the struct.
+            pub fn to_json(&self) -> Data {
+                let data = match self {
+                    $(Payload::$name(p) => Data::from_serialize(p),)*
+                };
+                data.unwrap_or_default()
+            }
+
+            /// The typed read of text that passed [`data_passes`].
+            fn typed_from_str(event_type: EventType, text: &str) -> Option<Payload> {
+                match event_type {
+                    $(EventType::$name => serde_json::from_str::<$name>(text).ok().map(Payload::$name),)*
+                }
             }
 
             fn typed(event_type: EventType, data: &Value, errors: &mut Vec<FieldError>) -> Option<Payload> {
@@ -149,6 +165,43 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// Reads `data` JSON text as the typed payload of `event_type` and `event_version`, checking
+    /// every rule [`Payload::from_data`] checks. Text that passes takes one streaming check and
+    /// one typed parse; anything else gets the full check and its complete error list.
+    pub fn from_json(
+        event_type: EventType,
+        event_version: u32,
+        data: &Data,
+    ) -> Result<Payload, crate::EnvelopeError> {
+        if event_type.supports_version(event_version)
+            && (data.is_checked_as(event_type, event_version)
+                || data_passes(event_type, data.as_str()))
+            && let Some(p) = Payload::typed_from_str(event_type, data.as_str())
+        {
+            return Ok(p);
+        }
+        Payload::from_data(event_type, event_version, data.value())
+    }
+}
+
+/// The fast verdict on `data`'s JSON text: `true` only when [`check_data`] would report nothing
+/// (see [`schema::stream`]). `false` means "run the full check", not necessarily "invalid".
+pub(crate) fn data_passes(event_type: EventType, text: &str) -> bool {
+    let Ok(node) = schema::compiled(event_type) else {
+        return false;
+    };
+    let Some(fact) = schema::stream::accepts(node, text) else {
+        return false;
+    };
+    if !matches!(fact, rules::Fact::Object(_)) {
+        return false;
+    }
+    let mut errors = Vec::new();
+    rules::check(event_type, &fact, &mut errors);
+    errors.is_empty()
+}
+
 /// The rule text for a version the type does not have.
 pub(crate) fn unsupported_version(event_type: EventType, version: u32) -> String {
     let supported: Vec<String> = event_type
@@ -166,7 +219,7 @@ pub(crate) fn unsupported_version(event_type: EventType, version: u32) -> String
 /// `errors`. A `data` that passes is guaranteed to read as the typed payload (a property test
 /// holds the schema and the types to that).
 pub(crate) fn check_data(event_type: EventType, data: &Value, errors: &mut Vec<FieldError>) {
-    let Value::Object(obj) = data else {
+    if !data.is_object() {
         errors.push(FieldError::new(
             "data",
             format!(
@@ -175,7 +228,7 @@ pub(crate) fn check_data(event_type: EventType, data: &Value, errors: &mut Vec<F
             ),
         ));
         return;
-    };
+    }
     let before = errors.len();
     match schema::compiled(event_type) {
         Ok(node) => schema::check::check(node, data, &Path::Key(&Path::Root, "data"), errors),
@@ -185,6 +238,10 @@ pub(crate) fn check_data(event_type: EventType, data: &Value, errors: &mut Vec<F
         )),
     }
     if errors.len() == before {
-        rules::check(event_type, obj, errors);
+        rules::check(
+            event_type,
+            &rules::Fact::of(data, crate::schema::stream::CAPTURE_ROOT),
+            errors,
+        );
     }
 }

@@ -1,28 +1,103 @@
 //! Payload rules a JSON Schema cannot say, because they relate two fields.
 //!
 //! They run on the `data` object after its schema check passed, so every member they read has
-//! the right shape already. They read the `Value` rather than the typed struct because decoding
-//! must not pay for a second, typed copy of every string; the typed read happens once, when a
-//! handler asks for [`crate::Envelope::payload`].
+//! the right shape already. They read a shallow [`Fact`] view rather than the typed struct:
+//! the streaming check builds that view from the text in the same pass (borrowing its strings),
+//! and the full check builds it from the parsed `Value`, so both paths apply the same rules.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::{Number, Value};
 
 use crate::error::FieldError;
 use crate::event_type::EventType;
 use crate::rules::timestamp;
 
-type Data = Map<String, Value>;
-
-fn str_of<'a>(d: &'a Data, key: &str) -> Option<&'a str> {
-    d.get(key).and_then(Value::as_str)
+/// A shallow view of a JSON value: scalars, array lengths, and the members of objects down to
+/// the capture depth it was built with; everything deeper is [`Fact::Other`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Fact<'a> {
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Num(Number),
+    /// A string.
+    Str(Cow<'a, str>),
+    /// An array, by its length.
+    Array(usize),
+    /// An object's members, in order.
+    Object(Vec<(Cow<'a, str>, Fact<'a>)>),
+    /// Not captured (deeper than the capture depth).
+    Other,
 }
 
-fn present(d: &Data, key: &str) -> bool {
-    d.get(key).is_some_and(|v| !v.is_null())
+impl<'a> Fact<'a> {
+    /// The view of `value` (borrowed) with `capture` levels: scalars need 1, an object's members 2.
+    pub(crate) fn of(value: &'a Value, capture: u8) -> Fact<'a> {
+        match value {
+            Value::Array(a) => Fact::Array(a.len()),
+            _ if capture == 0 => Fact::Other,
+            Value::Null => Fact::Null,
+            Value::Bool(b) => Fact::Bool(*b),
+            Value::Number(n) => Fact::Num(n.clone()),
+            Value::String(s) => Fact::Str(Cow::Borrowed(s)),
+            Value::Object(m) if capture >= 2 => Fact::Object(
+                m.iter()
+                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Fact::of(v, capture - 1)))
+                    .collect(),
+            ),
+            Value::Object(_) => Fact::Other,
+        }
+    }
+
+    /// Like [`Fact::of`], taking ownership of `value`.
+    pub(crate) fn of_owned(value: Value, capture: u8) -> Fact<'static> {
+        match value {
+            Value::Array(a) => Fact::Array(a.len()),
+            _ if capture == 0 => Fact::Other,
+            Value::Null => Fact::Null,
+            Value::Bool(b) => Fact::Bool(b),
+            Value::Number(n) => Fact::Num(n),
+            Value::String(s) => Fact::Str(Cow::Owned(s)),
+            Value::Object(m) if capture >= 2 => Fact::Object(
+                m.into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), Fact::of_owned(v, capture - 1)))
+                    .collect(),
+            ),
+            Value::Object(_) => Fact::Other,
+        }
+    }
+
+    /// The member `key` of an object.
+    fn get(&self, key: &str) -> Option<&Fact<'a>> {
+        match self {
+            Fact::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Fact::Str(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
-fn time_of(d: &Data, key: &str) -> Option<DateTime<Utc>> {
+type Data<'f, 'a> = &'f Fact<'a>;
+
+fn str_of<'f>(d: Data<'f, '_>, key: &str) -> Option<&'f str> {
+    d.get(key).and_then(Fact::as_str)
+}
+
+fn present(d: Data<'_, '_>, key: &str) -> bool {
+    d.get(key).is_some_and(|v| *v != Fact::Null)
+}
+
+fn time_of(d: Data<'_, '_>, key: &str) -> Option<DateTime<Utc>> {
     str_of(d, key).and_then(|s| timestamp(s).ok())
 }
 
@@ -31,7 +106,7 @@ fn push(errors: &mut Vec<FieldError>, path: &str, rule: &str) {
 }
 
 /// Pushes an error for every cross-field rule of `event_type`'s v1 payload that `data` breaks.
-pub(crate) fn check(event_type: EventType, d: &Data, errors: &mut Vec<FieldError>) {
+pub(crate) fn check(event_type: EventType, d: &Fact<'_>, errors: &mut Vec<FieldError>) {
     match event_type {
         EventType::RuntimeDeploymentRequested => {
             if present(d, "configurationVersion") && !present(d, "configurationId") {
@@ -55,8 +130,7 @@ pub(crate) fn check(event_type: EventType, d: &Data, errors: &mut Vec<FieldError
             }
         }
         EventType::HealthCheckCompleted => {
-            let window = d.get("window").and_then(Value::as_object);
-            let (start, end) = match window {
+            let (start, end) = match d.get("window") {
                 Some(w) => (time_of(w, "start"), time_of(w, "end")),
                 None => (None, None),
             };
@@ -119,10 +193,7 @@ pub(crate) fn check(event_type: EventType, d: &Data, errors: &mut Vec<FieldError
                 }
                 _ => {}
             }
-            let no_fields = d
-                .get("changedFields")
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty);
+            let no_fields = !matches!(d.get("changedFields"), Some(Fact::Array(n)) if *n > 0);
             if change == Some("updated") && no_fields {
                 push(
                     errors,

@@ -12,13 +12,13 @@ use crate::error::FieldError;
 use crate::parse::Path;
 use crate::rules;
 
-const NULL: u8 = 1;
-const BOOLEAN: u8 = 2;
-const INTEGER: u8 = 4;
-const NUMBER: u8 = 8;
-const STRING: u8 = 16;
-const ARRAY: u8 = 32;
-const OBJECT: u8 = 64;
+pub(super) const NULL: u8 = 1;
+pub(super) const BOOLEAN: u8 = 2;
+pub(super) const INTEGER: u8 = 4;
+pub(super) const NUMBER: u8 = 8;
+pub(super) const STRING: u8 = 16;
+pub(super) const ARRAY: u8 = 32;
+pub(super) const OBJECT: u8 = 64;
 
 /// A compiled schema.
 #[derive(Debug)]
@@ -33,26 +33,26 @@ pub(crate) enum Node {
     AnyOf(Vec<Node>),
 }
 
-type StrRule = fn(&str) -> Result<(), String>;
+pub(super) type StrRule = fn(&str) -> Result<(), String>;
 
 /// The checks of one schema object.
 #[derive(Debug, Default)]
 pub(crate) struct Checks {
-    types: u8,
-    enum_values: Option<Vec<Value>>,
-    min_len: Option<usize>,
-    max_len: Option<usize>,
-    string_rule: Option<StrRule>,
-    min: Option<f64>,
-    max: Option<f64>,
-    items: Option<Node>,
-    min_items: Option<usize>,
-    properties: Vec<(String, Node)>,
-    required: Vec<String>,
+    pub(super) types: u8,
+    pub(super) enum_values: Option<Vec<Value>>,
+    pub(super) min_len: Option<usize>,
+    pub(super) max_len: Option<usize>,
+    pub(super) string_rule: Option<StrRule>,
+    pub(super) min: Option<f64>,
+    pub(super) max: Option<f64>,
+    pub(super) items: Option<Node>,
+    pub(super) min_items: Option<usize>,
+    pub(super) properties: Vec<(String, Node)>,
+    pub(super) required: Vec<String>,
     /// Bit i set: `properties[i]` is required. Lets an object be checked in one pass over its
     /// members without a hash lookup per property.
-    required_mask: u64,
-    additional: Option<Node>,
+    pub(super) required_mask: u64,
+    pub(super) additional: Option<Node>,
 }
 
 const ANNOTATIONS: &[&str] = &[
@@ -309,16 +309,7 @@ fn check_one(c: &Checks, value: &Value, path: &Path<'_>, errors: &mut Vec<FieldE
     match value {
         Value::String(s) => check_string(c, s, path, errors),
         Value::Number(n) => {
-            // i128 holds every JSON integer serde_json produces exactly; floats compare as f64.
-            let (below, above) = match (n.as_i64(), n.as_u64(), n.as_f64()) {
-                (Some(i), _, _) => (
-                    c.min.is_some_and(|m| i128::from(i) < m as i128),
-                    c.max.is_some_and(|m| i128::from(i) > m as i128),
-                ),
-                (None, Some(u), _) => (false, c.max.is_some_and(|m| i128::from(u) > m as i128)),
-                (_, _, Some(f)) => (c.min.is_some_and(|m| f < m), c.max.is_some_and(|m| f > m)),
-                _ => (false, false),
-            };
+            let (below, above) = out_of_range(c, n);
             let noun = if c.types & NUMBER != 0 {
                 "a number"
             } else {
@@ -351,6 +342,31 @@ fn check_one(c: &Checks, value: &Value, path: &Path<'_>, errors: &mut Vec<FieldE
         Value::Object(obj) => check_object(c, obj, path, errors),
         Value::Null | Value::Bool(_) => {}
     }
+}
+
+/// Whether `n` is below `minimum` and whether it is above `maximum`.
+pub(super) fn out_of_range(c: &Checks, n: &serde_json::Number) -> (bool, bool) {
+    // i128 holds every JSON integer serde_json produces exactly; floats compare as f64.
+    match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => (
+            c.min.is_some_and(|m| i128::from(i) < m as i128),
+            c.max.is_some_and(|m| i128::from(i) > m as i128),
+        ),
+        (None, Some(u), _) => (false, c.max.is_some_and(|m| i128::from(u) > m as i128)),
+        (_, _, Some(f)) => (c.min.is_some_and(|m| f < m), c.max.is_some_and(|m| f > m)),
+        _ => (false, false),
+    }
+}
+
+/// Whether `s` keeps the length limits and the string rule (the verdict of [`check_string`]).
+pub(super) fn string_ok(c: &Checks, s: &str) -> bool {
+    if c.min_len.is_some() || c.max_len.is_some() {
+        let len = s.chars().count();
+        if c.min_len.is_some_and(|m| len < m) || c.max_len.is_some_and(|m| len > m) {
+            return false;
+        }
+    }
+    c.string_rule.is_none_or(|rule| rule(s).is_ok())
 }
 
 fn check_string(c: &Checks, s: &str, path: &Path<'_>, errors: &mut Vec<FieldError>) {

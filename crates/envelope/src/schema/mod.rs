@@ -6,6 +6,7 @@
 //! `FLEET_UPDATE_SCHEMAS=1 cargo test -p fleet-envelope` rewrites them.
 
 pub(crate) mod check;
+pub(crate) mod stream;
 
 use std::sync::OnceLock;
 
