@@ -35,7 +35,9 @@ use chrono::{DateTime, Utc};
 pub use error::{StoreError, StoreErrorKind};
 pub use open::{StoreUrl, open, open_unmigrated};
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use record::{RawRecord, Record, RecordKind, TenantBinding, Versioned};
+pub use record::{
+    Document, EncodedRecord, RawRecord, Record, RecordKind, TenantBinding, Versioned,
+};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::{Store, StoreExt};
 pub use unit::{

@@ -4,8 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 
@@ -117,32 +117,165 @@ pub struct RawRecord {
 impl RawRecord {
     /// Decodes the body as `R`, checking the kind matches.
     pub fn decode<R: Record>(self) -> Result<Versioned<R>, StoreError> {
-        if self.kind != R::KIND {
-            return Err(StoreError::invalid(format!(
-                "record {}/{}/{} is a {}, not a {}",
-                self.kind,
-                self.tenant_id,
-                self.id,
-                self.kind,
-                R::KIND
-            )));
-        }
-        let record = serde_json::from_value(self.body).map_err(|e| {
-            StoreError::with_source(
-                crate::StoreErrorKind::Corrupt,
-                format!(
-                    "record {}/{}/{} does not decode",
-                    self.kind, self.tenant_id, self.id
-                ),
-                e,
-            )
-        })?;
+        check_kind::<R>(self.kind, &self.tenant_id, &self.id)?;
+        let record = serde_json::from_value(self.body)
+            .map_err(|e| undecodable(self.kind, &self.tenant_id, &self.id, e))?;
         Ok(Versioned {
             version: self.version,
             updated_at: self.updated_at,
             record,
         })
     }
+}
+
+/// A record's JSON document, held as encoded text.
+///
+/// Writes carry documents in this form so a typed record is serialized once, straight to the
+/// text the backends store, and reads hand it back the same way so [`crate::StoreExt`] decodes
+/// it straight into the typed record, with no `serde_json::Value` in between. A `Document` always
+/// holds one valid JSON value. Equality compares the text, not the JSON meaning (`{"a":1,"b":2}`
+/// and `{"b":2,"a":1}` differ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document(String);
+
+impl Document {
+    /// Serializes `value` as a document.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(value).map(Self)
+    }
+
+    /// Checks that `text` is one JSON value and keeps it as it is.
+    pub fn parse(text: impl Into<String>) -> Result<Self, serde_json::Error> {
+        let text = text.into();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        serde::de::IgnoredAny::deserialize(&mut de)?;
+        de.end()?;
+        Ok(Self(text))
+    }
+
+    /// Text read back from a backend, which only ever stores documents. A damaged one fails to
+    /// decode later, as `Corrupt`.
+    pub(crate) fn stored(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The document as a JSON value.
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// Decodes the document as `T`, borrowing strings from it where `T` allows.
+    pub fn decode<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl From<serde_json::Value> for Document {
+    fn from(value: serde_json::Value) -> Self {
+        Self(value.to_string())
+    }
+}
+
+impl From<&serde_json::Value> for Document {
+    fn from(value: &serde_json::Value) -> Self {
+        Self(value.to_string())
+    }
+}
+
+impl fmt::Display for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stored record with its document still encoded: what typed reads decode from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedRecord {
+    /// The record kind.
+    pub kind: RecordKind,
+    /// The owning tenant.
+    pub tenant_id: String,
+    /// The environment, indexed for listing.
+    pub environment_id: String,
+    /// The record id.
+    pub id: String,
+    /// The optimistic-concurrency version.
+    pub version: i64,
+    /// The JSON document.
+    pub body: Document,
+    /// When the row was last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EncodedRecord {
+    /// Decodes the body as `R`, checking the kind matches.
+    pub fn decode<R: Record>(&self) -> Result<Versioned<R>, StoreError> {
+        check_kind::<R>(self.kind, &self.tenant_id, &self.id)?;
+        let record = self
+            .body
+            .decode()
+            .map_err(|e| undecodable(self.kind, &self.tenant_id, &self.id, e))?;
+        Ok(Versioned {
+            version: self.version,
+            updated_at: self.updated_at,
+            record,
+        })
+    }
+
+    /// The record with its body parsed into a JSON value; `Corrupt` when the stored text is not
+    /// JSON.
+    pub fn into_raw(self) -> Result<RawRecord, StoreError> {
+        let body = self
+            .body
+            .to_value()
+            .map_err(|e| undecodable(self.kind, &self.tenant_id, &self.id, e))?;
+        Ok(RawRecord {
+            kind: self.kind,
+            tenant_id: self.tenant_id,
+            environment_id: self.environment_id,
+            id: self.id,
+            version: self.version,
+            body,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+impl From<RawRecord> for EncodedRecord {
+    fn from(raw: RawRecord) -> Self {
+        Self {
+            kind: raw.kind,
+            tenant_id: raw.tenant_id,
+            environment_id: raw.environment_id,
+            id: raw.id,
+            version: raw.version,
+            body: Document::from(raw.body),
+            updated_at: raw.updated_at,
+        }
+    }
+}
+
+fn check_kind<R: Record>(kind: RecordKind, tenant_id: &str, id: &str) -> Result<(), StoreError> {
+    if kind == R::KIND {
+        return Ok(());
+    }
+    Err(StoreError::invalid(format!(
+        "record {kind}/{tenant_id}/{id} is a {kind}, not a {}",
+        R::KIND
+    )))
+}
+
+fn undecodable(kind: RecordKind, tenant_id: &str, id: &str, err: serde_json::Error) -> StoreError {
+    StoreError::with_source(
+        crate::StoreErrorKind::Corrupt,
+        format!("record {kind}/{tenant_id}/{id} does not decode"),
+        err,
+    )
 }
 
 /// Which tenant owns an environment, and where that environment's workloads run. The runtime's

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::record::{RawRecord, Record, RecordKind, TenantBinding, Versioned};
+use crate::record::{EncodedRecord, RawRecord, Record, RecordKind, TenantBinding, Versioned};
 use crate::unit::{OutboxRow, PurgeCounts, UnitOfWork};
 
 /// The platform store: records, tenant bindings, inbox, idempotency keys and outbox.
@@ -55,6 +55,37 @@ pub trait Store: Send + Sync + 'static {
         environment_id: Option<&str>,
     ) -> Result<Vec<RawRecord>, StoreError>;
 
+    /// One record with its document still encoded, for decoding straight into a typed record.
+    /// The default goes through [`Store::get_raw`]; the backends read the stored text directly.
+    async fn get_encoded(
+        &self,
+        kind: RecordKind,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<EncodedRecord>, StoreError> {
+        Ok(self
+            .get_raw(kind, tenant_id, id)
+            .await?
+            .map(EncodedRecord::from))
+    }
+
+    /// [`Store::list_raw`] with the documents still encoded: the same records in the same order,
+    /// for decoding straight into typed records ([`StoreExt::list`]). The default goes through
+    /// `list_raw`; the backends read the stored text directly.
+    async fn list_encoded(
+        &self,
+        kind: RecordKind,
+        tenant_id: Option<&str>,
+        environment_id: Option<&str>,
+    ) -> Result<Vec<EncodedRecord>, StoreError> {
+        Ok(self
+            .list_raw(kind, tenant_id, environment_id)
+            .await?
+            .into_iter()
+            .map(EncodedRecord::from)
+            .collect())
+    }
+
     /// Commits the unit atomically: all or nothing. Fails with kind `Conflict` when an
     /// [`crate::Expect`] does not hold or an idempotency key exists, and with `DuplicateInbox`
     /// when the inbox row exists (the event was already handled, perhaps by another replica).
@@ -101,8 +132,8 @@ pub trait StoreExt: Store {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<Versioned<R>>, StoreError> {
-        match self.get_raw(R::KIND, tenant_id, id).await? {
-            Some(raw) => raw.decode().map(Some),
+        match self.get_encoded(R::KIND, tenant_id, id).await? {
+            Some(encoded) => encoded.decode().map(Some),
             None => Ok(None),
         }
     }
@@ -113,10 +144,10 @@ pub trait StoreExt: Store {
         tenant_id: &str,
         environment_id: Option<&str>,
     ) -> Result<Vec<Versioned<R>>, StoreError> {
-        self.list_raw(R::KIND, Some(tenant_id), environment_id)
+        self.list_encoded(R::KIND, Some(tenant_id), environment_id)
             .await?
-            .into_iter()
-            .map(RawRecord::decode)
+            .iter()
+            .map(EncodedRecord::decode)
             .collect()
     }
 
@@ -126,10 +157,10 @@ pub trait StoreExt: Store {
         &self,
         environment_id: Option<&str>,
     ) -> Result<Vec<Versioned<R>>, StoreError> {
-        self.list_raw(R::KIND, None, environment_id)
+        self.list_encoded(R::KIND, None, environment_id)
             .await?
-            .into_iter()
-            .map(RawRecord::decode)
+            .iter()
+            .map(EncodedRecord::decode)
             .collect()
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreErrorKind};
-use crate::record::{Record, RecordKind};
+use crate::record::{Document, Record, RecordKind};
 
 /// What a record write expects to find, so two replicas cannot both win the same update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct RecordWrite {
     /// The optimistic-concurrency expectation.
     pub expect: Expect,
     /// The new document; `None` deletes the record.
-    pub body: Option<serde_json::Value>,
+    pub body: Option<Document>,
 }
 
 /// The inbox row that marks an event as handled by one worker.
@@ -155,7 +155,7 @@ impl UnitOfWork {
 
     /// Adds a write of `record` under `expect`.
     pub fn put<R: Record>(&mut self, record: &R, expect: Expect) -> Result<(), StoreError> {
-        let body = serde_json::to_value(record).map_err(|e| {
+        let body = Document::encode(record).map_err(|e| {
             StoreError::with_source(
                 StoreErrorKind::Invalid,
                 format!(

@@ -42,7 +42,7 @@ async fn records_survive_reopening_the_file() {
         environment_id: "e1".into(),
         id: "s1".into(),
         expect: fleet_store::Expect::Absent,
-        body: Some(serde_json::json!({"replicas": 3})),
+        body: Some(serde_json::json!({"replicas": 3}).into()),
     });
     uow.add_outbox(conformance::message("w", conformance::t0()));
     {

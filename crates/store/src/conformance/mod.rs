@@ -69,6 +69,7 @@ macro_rules! store_conformance_tests {
             tenant_binding_round_trip,
             records_put_get_list_with_versions,
             typed_records_round_trip,
+            encoded_reads_match_raw_reads,
             expect_absent_conflicts_when_the_record_exists,
             expect_version_conflicts_when_stale,
             expect_any_upserts,

@@ -17,7 +17,7 @@ fn write(id: &str, env: &str, expect: Expect, body: Option<serde_json::Value>) -
         environment_id: env.into(),
         id: id.into(),
         expect,
-        body,
+        body: body.map(Into::into),
     }
 }
 
@@ -200,6 +200,124 @@ pub async fn typed_records_round_trip(store: Arc<dyn Store>) {
         .await
         .expect("list all");
     assert_eq!(everywhere.len(), 2);
+}
+
+/// Encoded reads return exactly the records, versions, bodies and order of the raw reads, for
+/// every filter; a stored document that does not decode as the requested type is `Corrupt` and
+/// named by its key, and a record read as another kind is `Invalid`.
+pub async fn encoded_reads_match_raw_reads(store: Arc<dyn Store>) {
+    commit_write(
+        &store,
+        write("s2", "e1", Expect::Absent, Some(json!({"n": 2}))),
+    )
+    .await
+    .expect("insert s2");
+    commit_write(
+        &store,
+        write("s1", "e2", Expect::Absent, Some(json!({"n": 1}))),
+    )
+    .await
+    .expect("insert s1");
+    commit_write(
+        &store,
+        write("s1", "e2", Expect::Version(1), Some(json!({"n": [1, "x"]}))),
+    )
+    .await
+    .expect("update s1");
+    let mut other = write(
+        "s0",
+        "e1",
+        Expect::Absent,
+        Some(json!({"n": {"deep": null}})),
+    );
+    other.tenant_id = "t2".into();
+    commit_write(&store, other).await.expect("insert t2/s0");
+
+    for (tenant, env) in [
+        (None, None),
+        (Some("t1"), None),
+        (Some("t2"), None),
+        (None, Some("e1")),
+        (Some("t1"), Some("e2")),
+        (Some("t9"), None),
+    ] {
+        let raw = store
+            .list_raw(RecordKind::Service, tenant, env)
+            .await
+            .expect("list raw");
+        let encoded = store
+            .list_encoded(RecordKind::Service, tenant, env)
+            .await
+            .expect("list encoded")
+            .into_iter()
+            .map(|e| e.into_raw().expect("stored documents parse"))
+            .collect::<Vec<_>>();
+        assert_eq!(encoded, raw, "tenant {tenant:?}, environment {env:?}");
+    }
+    let all = store
+        .list_encoded(RecordKind::Service, None, None)
+        .await
+        .expect("list encoded");
+    assert_eq!(
+        all.iter()
+            .map(|e| (e.tenant_id.as_str(), e.id.as_str(), e.version))
+            .collect::<Vec<_>>(),
+        vec![("t1", "s1", 2), ("t1", "s2", 1), ("t2", "s0", 1)]
+    );
+    assert_eq!(
+        all[0].body.to_value().expect("JSON"),
+        json!({"n": [1, "x"]})
+    );
+
+    let one = store
+        .get_encoded(RecordKind::Service, "t1", "s1")
+        .await
+        .expect("get encoded")
+        .expect("present");
+    let raw = store
+        .get_raw(RecordKind::Service, "t1", "s1")
+        .await
+        .expect("get raw")
+        .expect("present");
+    assert_eq!(one.into_raw().expect("parses"), raw);
+    assert!(
+        store
+            .get_encoded(RecordKind::Service, "t1", "nope")
+            .await
+            .expect("get encoded")
+            .is_none()
+    );
+    assert!(
+        store
+            .get_encoded(RecordKind::Deployment, "t1", "s1")
+            .await
+            .expect("get encoded")
+            .is_none(),
+        "kinds do not share keys"
+    );
+
+    let err = store
+        .list::<RuntimeService>("t1", Some("e1"))
+        .await
+        .expect_err("{\"n\":2} is not a RuntimeService");
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("service/t1/s2"), "{err}");
+    let err = store
+        .get::<RuntimeService>("t2", "s0")
+        .await
+        .expect_err("not a RuntimeService");
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("service/t2/s0"), "{err}");
+
+    let encoded = store
+        .get_encoded(RecordKind::Service, "t1", "s2")
+        .await
+        .expect("get encoded")
+        .expect("present");
+    let err = encoded
+        .decode::<crate::records::RuntimeDeployment>()
+        .expect_err("a service is not a deployment");
+    assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
 }
 
 /// `Expect::Absent` on an existing record is a conflict and leaves it unchanged.

@@ -16,7 +16,7 @@ fn put(id: &str, expect: Expect, n: i64) -> RecordWrite {
         environment_id: "e1".into(),
         id: id.into(),
         expect,
-        body: Some(json!({ "n": n })),
+        body: Some(json!({ "n": n }).into()),
     }
 }
 

@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreErrorKind};
-use crate::record::{RawRecord, RecordKind, TenantBinding};
+use crate::record::{EncodedRecord, RawRecord, RecordKind, TenantBinding};
 use crate::store::Store;
 use crate::unit::{OutboxRow, PurgeCounts, UnitOfWork};
 use ops::PurgeTarget;
@@ -230,12 +230,38 @@ impl Store for PostgresStore {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<RawRecord>, StoreError> {
+        self.get_encoded(kind, tenant_id, id)
+            .await?
+            .map(EncodedRecord::into_raw)
+            .transpose()
+    }
+
+    async fn list_raw(
+        &self,
+        kind: RecordKind,
+        tenant_id: Option<&str>,
+        environment_id: Option<&str>,
+    ) -> Result<Vec<RawRecord>, StoreError> {
+        self.list_encoded(kind, tenant_id, environment_id)
+            .await?
+            .into_iter()
+            .map(EncodedRecord::into_raw)
+            .collect()
+    }
+
+    async fn get_encoded(
+        &self,
+        kind: RecordKind,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<EncodedRecord>, StoreError> {
         let mut conn = self.pool.get().await?;
         let pool::Conn { client, stmts } = &mut *conn;
+        // `body::text`: the document comes back as text and is decoded once, by the caller.
         let stmt = stmts
             .get(
                 client,
-                "SELECT kind, tenant_id, environment_id, id, version, body, updated_at
+                "SELECT kind, tenant_id, environment_id, id, version, body::text, updated_at
                  FROM records WHERE kind = $1 AND tenant_id = $2 AND id = $3",
             )
             .await?;
@@ -246,18 +272,18 @@ impl Store for PostgresStore {
         row.as_ref().map(ops::decode_record).transpose()
     }
 
-    async fn list_raw(
+    async fn list_encoded(
         &self,
         kind: RecordKind,
         tenant_id: Option<&str>,
         environment_id: Option<&str>,
-    ) -> Result<Vec<RawRecord>, StoreError> {
+    ) -> Result<Vec<EncodedRecord>, StoreError> {
         let mut conn = self.pool.get().await?;
         let pool::Conn { client, stmts } = &mut *conn;
         let stmt = stmts
             .get(
                 client,
-                "SELECT kind, tenant_id, environment_id, id, version, body, updated_at
+                "SELECT kind, tenant_id, environment_id, id, version, body::text, updated_at
                  FROM records WHERE kind = $1
                    AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR environment_id = $3)
                  ORDER BY tenant_id, id",

@@ -8,18 +8,19 @@ use uuid::Uuid;
 use super::pg_err;
 use super::pool::Stmts;
 use crate::error::StoreError;
-use crate::record::RawRecord;
+use crate::record::{Document, EncodedRecord};
 use crate::unit::{OutboxMessage, OutboxRow};
 
-pub(crate) fn decode_record(row: &Row) -> Result<RawRecord, StoreError> {
-    let kind: String = row.try_get(0).map_err(|e| pg_err("decode record", e))?;
-    Ok(RawRecord {
+/// Decodes a row of `kind, tenant_id, environment_id, id, version, body::text, updated_at`.
+pub(crate) fn decode_record(row: &Row) -> Result<EncodedRecord, StoreError> {
+    let kind: &str = row.try_get(0).map_err(|e| pg_err("decode record", e))?;
+    Ok(EncodedRecord {
         kind: kind.parse()?,
         tenant_id: row.try_get(1).map_err(|e| pg_err("decode record", e))?,
         environment_id: row.try_get(2).map_err(|e| pg_err("decode record", e))?,
         id: row.try_get(3).map_err(|e| pg_err("decode record", e))?,
         version: row.try_get(4).map_err(|e| pg_err("decode record", e))?,
-        body: row.try_get(5).map_err(|e| pg_err("decode record", e))?,
+        body: Document::stored(row.try_get(5).map_err(|e| pg_err("decode record", e))?),
         updated_at: row.try_get(6).map_err(|e| pg_err("decode record", e))?,
     })
 }

@@ -47,16 +47,16 @@ impl UnitStatements {
                 ),
                 c.prepare(
                     "INSERT INTO records (kind, tenant_id, id, environment_id, version, body, updated_at)
-                     VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING"
+                     VALUES ($1, $2, $3, $4, 1, $5::text::jsonb, $6) ON CONFLICT DO NOTHING"
                 ),
                 c.prepare(
-                    "UPDATE records SET environment_id = $4, version = version + 1, body = $5,
+                    "UPDATE records SET environment_id = $4, version = version + 1, body = $5::text::jsonb,
                          updated_at = $6
                      WHERE kind = $1 AND tenant_id = $2 AND id = $3 AND version = $7"
                 ),
                 c.prepare(
                     "INSERT INTO records (kind, tenant_id, id, environment_id, version, body, updated_at)
-                     VALUES ($1, $2, $3, $4, 1, $5, $6)
+                     VALUES ($1, $2, $3, $4, 1, $5::text::jsonb, $6)
                      ON CONFLICT (kind, tenant_id, id) DO UPDATE SET
                          environment_id = excluded.environment_id, version = records.version + 1,
                          body = excluded.body, updated_at = excluded.updated_at"
@@ -118,7 +118,9 @@ fn checks<'a, C: GenericClient + Sync>(
         out.push(Box::pin(async move {
             let kind = w.kind.as_str();
             let key: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&kind, &w.tenant_id, &w.id];
-            let held = match (&w.body, w.expect) {
+            // Documents travel as text and are cast to jsonb by the server.
+            let body = w.body.as_ref().map(|b| b.as_str());
+            let held = match (&body, w.expect) {
                 (Some(body), Expect::Absent) => c
                     .execute(
                         &s.insert,

@@ -110,3 +110,23 @@ fn every_record_type_reports_its_kind() {
         );
     }
 }
+
+#[test]
+fn documents_encode_decode_and_reject_what_is_not_one_json_value() {
+    let doc = crate::Document::encode(&json!({"a": [1, 2], "b": "x"})).expect("encodes");
+    assert_eq!(doc.as_str(), r#"{"a":[1,2],"b":"x"}"#);
+    assert_eq!(
+        doc.to_value().expect("JSON"),
+        json!({"a": [1, 2], "b": "x"})
+    );
+    let typed: std::collections::BTreeMap<String, serde_json::Value> =
+        doc.decode().expect("decodes");
+    assert_eq!(typed["b"], "x");
+    assert_eq!(crate::Document::from(json!([true])).as_str(), "[true]");
+    let parsed = crate::Document::parse(" {\"k\": 1} ").expect("one value");
+    assert_eq!(parsed.as_str(), " {\"k\": 1} ", "kept as written");
+    for bad in ["", "{", "{\"k\": 1} {}", "nul", "[1,]"] {
+        let err = crate::Document::parse(bad).expect_err(bad);
+        assert!(!err.to_string().is_empty(), "{bad:?}");
+    }
+}

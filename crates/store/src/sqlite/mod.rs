@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::record::{RawRecord, RecordKind, TenantBinding};
+use crate::record::{EncodedRecord, RawRecord, RecordKind, TenantBinding};
 use crate::store::Store;
 use crate::unit::{OutboxRow, PurgeCounts, UnitOfWork};
 use ops::PurgeTarget;
@@ -233,7 +233,20 @@ impl Store for SqliteStore {
         id: &str,
     ) -> Result<Option<RawRecord>, StoreError> {
         let (tenant, id) = (tenant_id.to_string(), id.to_string());
-        self.read(move |c| ops::get_raw(c, kind, &tenant, &id))
+        self.read(move |c| ops::get_encoded(c, kind, &tenant, &id))
+            .await?
+            .map(EncodedRecord::into_raw)
+            .transpose()
+    }
+
+    async fn get_encoded(
+        &self,
+        kind: RecordKind,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<EncodedRecord>, StoreError> {
+        let (tenant, id) = (tenant_id.to_string(), id.to_string());
+        self.read(move |c| ops::get_encoded(c, kind, &tenant, &id))
             .await
     }
 
@@ -245,7 +258,22 @@ impl Store for SqliteStore {
     ) -> Result<Vec<RawRecord>, StoreError> {
         let tenant = tenant_id.map(str::to_string);
         let env = environment_id.map(str::to_string);
-        self.read(move |c| ops::list_raw(c, kind, tenant.as_deref(), env.as_deref()))
+        self.read(move |c| ops::list_encoded(c, kind, tenant.as_deref(), env.as_deref()))
+            .await?
+            .into_iter()
+            .map(EncodedRecord::into_raw)
+            .collect()
+    }
+
+    async fn list_encoded(
+        &self,
+        kind: RecordKind,
+        tenant_id: Option<&str>,
+        environment_id: Option<&str>,
+    ) -> Result<Vec<EncodedRecord>, StoreError> {
+        let tenant = tenant_id.map(str::to_string);
+        let env = environment_id.map(str::to_string);
+        self.read(move |c| ops::list_encoded(c, kind, tenant.as_deref(), env.as_deref()))
             .await
     }
 

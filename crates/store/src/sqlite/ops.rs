@@ -2,12 +2,13 @@
 //! `write.rs`). They run on the writer thread or a pooled reader; nothing here is async.
 
 use chrono::{DateTime, Utc};
+use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreErrorKind};
 use crate::migrations::SQLITE as MIGRATIONS;
-use crate::record::{RawRecord, RecordKind, TenantBinding};
+use crate::record::{Document, EncodedRecord, RecordKind, TenantBinding};
 
 /// Maps a SQLite error onto the store's kinds: busy/locked/IO are transient.
 pub(crate) fn sql_err(context: &str, err: rusqlite::Error) -> StoreError {
@@ -174,73 +175,70 @@ pub(crate) fn idempotency_key(
 
 const RECORD_COLUMNS: &str = "kind, tenant_id, environment_id, id, version, body, updated_at";
 
-fn raw_record(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, i64, String, i64)> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+/// Builds a record from a row of [`RECORD_COLUMNS`]. The document text is copied once, into the
+/// record; nothing is parsed here.
+fn encoded_record(r: &Row<'_>) -> rusqlite::Result<Result<EncodedRecord, StoreError>> {
+    let kind = r.get_ref(0)?.as_str().map(str::parse::<RecordKind>);
+    let kind =
+        kind.map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))?;
+    let tenant_id = r.get(1)?;
+    let environment_id = r.get(2)?;
+    let id = r.get(3)?;
+    let version = r.get(4)?;
+    let body = Document::stored(r.get(5)?);
+    let updated_at = r.get(6)?;
+    Ok(kind.and_then(|kind| {
+        Ok(EncodedRecord {
+            kind,
+            tenant_id,
+            environment_id,
+            id,
+            version,
+            body,
+            updated_at: time("records.updated_at", updated_at)?,
+        })
+    }))
 }
 
-type RawRow = (String, String, String, String, i64, String, i64);
-
-fn decode_record(row: RawRow) -> Result<RawRecord, StoreError> {
-    let (kind, tenant_id, environment_id, id, version, body, updated_at) = row;
-    Ok(RawRecord {
-        kind: kind.parse()?,
-        tenant_id,
-        environment_id,
-        id,
-        version,
-        body: json("records.body", &body)?,
-        updated_at: time("records.updated_at", updated_at)?,
-    })
-}
-
-pub(crate) fn get_raw(
+pub(crate) fn get_encoded(
     conn: &Connection,
     kind: RecordKind,
     tenant_id: &str,
     id: &str,
-) -> Result<Option<RawRecord>, StoreError> {
+) -> Result<Option<EncodedRecord>, StoreError> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM records WHERE kind = ?1 AND tenant_id = ?2 AND id = ?3"
     );
-    let row = conn
-        .prepare_cached(&sql)
+    conn.prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row(params![kind.as_str(), tenant_id, id], raw_record)
+            s.query_row(params![kind.as_str(), tenant_id, id], encoded_record)
                 .optional()
         })
-        .map_err(|e| sql_err("read record", e))?;
-    row.map(decode_record).transpose()
+        .map_err(|e| sql_err("read record", e))?
+        .transpose()
 }
 
-pub(crate) fn list_raw(
+pub(crate) fn list_encoded(
     conn: &Connection,
     kind: RecordKind,
     tenant_id: Option<&str>,
     environment_id: Option<&str>,
-) -> Result<Vec<RawRecord>, StoreError> {
+) -> Result<Vec<EncodedRecord>, StoreError> {
     // NULL parameters mean "any": one statement serves all four combinations.
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM records WHERE kind = ?1
            AND (?2 IS NULL OR tenant_id = ?2) AND (?3 IS NULL OR environment_id = ?3)
          ORDER BY tenant_id, id"
     );
-    let rows = conn
+    let mut stmt = conn
         .prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_map(
-                params![kind.as_str(), tenant_id, environment_id],
-                raw_record,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
         .map_err(|e| sql_err("list records", e))?;
-    rows.into_iter().map(decode_record).collect()
+    let mut rows = stmt
+        .query(params![kind.as_str(), tenant_id, environment_id])
+        .map_err(|e| sql_err("list records", e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| sql_err("list records", e))? {
+        out.push(encoded_record(row).map_err(|e| sql_err("list records", e))??);
+    }
+    Ok(out)
 }

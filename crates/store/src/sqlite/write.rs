@@ -82,14 +82,14 @@ fn apply_write(conn: &Connection, w: &RecordWrite, now: i64) -> Result<(), Store
                 "INSERT INTO records (kind, tenant_id, id, environment_id, version, body, updated_at)
                  VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6) ON CONFLICT DO NOTHING",
             )
-            .and_then(|mut s| s.execute(params![kind, w.tenant_id, w.id, w.environment_id, to_text(body), now])),
+            .and_then(|mut s| s.execute(params![kind, w.tenant_id, w.id, w.environment_id, body.as_str(), now])),
         (Some(body), Expect::Version(v)) => conn
             .prepare_cached(
                 "UPDATE records SET environment_id = ?4, version = version + 1, body = ?5, updated_at = ?6
                  WHERE kind = ?1 AND tenant_id = ?2 AND id = ?3 AND version = ?7",
             )
             .and_then(|mut s| {
-                s.execute(params![kind, w.tenant_id, w.id, w.environment_id, to_text(body), now, v])
+                s.execute(params![kind, w.tenant_id, w.id, w.environment_id, body.as_str(), now, v])
             }),
         (Some(body), Expect::Any) => conn
             .prepare_cached(
@@ -99,7 +99,7 @@ fn apply_write(conn: &Connection, w: &RecordWrite, now: i64) -> Result<(), Store
                      environment_id = excluded.environment_id, version = records.version + 1,
                      body = excluded.body, updated_at = excluded.updated_at",
             )
-            .and_then(|mut s| s.execute(params![kind, w.tenant_id, w.id, w.environment_id, to_text(body), now])),
+            .and_then(|mut s| s.execute(params![kind, w.tenant_id, w.id, w.environment_id, body.as_str(), now])),
         (None, Expect::Absent) => conn
             .prepare_cached("SELECT 1 FROM records WHERE kind = ?1 AND tenant_id = ?2 AND id = ?3")
             .and_then(|mut s| s.exists(params![kind, w.tenant_id, w.id]))
