@@ -89,6 +89,13 @@ fn apply(state: &mut State, uow: UnitOfWork) -> Result<(), StoreError> {
             )));
         }
     }
+    // Documents are parsed before anything changes, so the unit stays all-or-nothing.
+    let bodies = uow
+        .writes
+        .iter()
+        .map(|w| w.body.as_ref().map(|b| b.to_value()).transpose())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::invalid(format!("a record document is not JSON: {e}")))?;
     let now = Utc::now();
     if let Some(entry) = uow.inbox {
         state
@@ -100,9 +107,9 @@ fn apply(state: &mut State, uow: UnitOfWork) -> Result<(), StoreError> {
             .keys
             .insert((k.worker, k.key), (k.outcome, k.created_at));
     }
-    for w in uow.writes {
+    for (w, body) in uow.writes.into_iter().zip(bodies) {
         let key = (w.kind, w.tenant_id.clone(), w.id.clone());
-        match w.body {
+        match body {
             None => {
                 state.records.remove(&key);
             }
