@@ -22,7 +22,8 @@ use crate::event_type::EventType;
 /// Equality compares the JSON values, so two envelopes that differ only in the spacing or member
 /// order inside `data` are equal; [`Data::as_str`] gives the exact text that is encoded.
 pub struct Data {
-    raw: Box<RawValue>,
+    /// Valid JSON by construction: written by `serde_json`, or read by the decoder.
+    raw: Box<str>,
     value: OnceLock<Value>,
     /// The event type and version whose payload rules this exact text is known to pass (set by
     /// the decoder), so the typed read need not check it again.
@@ -32,13 +33,18 @@ pub struct Data {
 impl Data {
     /// `{}`.
     pub fn empty() -> Data {
-        Data::from_raw(empty_object())
+        Data {
+            raw: empty_object(),
+            value: OnceLock::new(),
+            checked: None,
+        }
     }
 
     /// The compact JSON text of `value`.
     pub fn from_value(value: &Value) -> Data {
         // A `Value` always serializes: its map keys are strings and it holds no non-finite float.
-        let raw = serde_json::value::to_raw_value(value).unwrap_or_else(|_| empty_object());
+        let raw =
+            serde_json::to_string(value).map_or_else(|_| empty_object(), String::into_boxed_str);
         Data {
             raw,
             value: OnceLock::new(),
@@ -49,7 +55,7 @@ impl Data {
     /// The compact JSON text of a serializable value (e.g. a payload struct), without building a
     /// [`Value`] first. `None` when `value` does not serialize to JSON.
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Option<Data> {
-        let raw = serde_json::value::to_raw_value(value).ok()?;
+        let raw = serde_json::to_string(value).ok()?.into_boxed_str();
         Some(Data {
             raw,
             value: OnceLock::new(),
@@ -57,19 +63,14 @@ impl Data {
         })
     }
 
-    /// Wraps text, e.g. text the decoder has checked (then mark it with [`Data::checked_as`]).
-    pub(crate) fn from_raw(raw: Box<RawValue>) -> Data {
+    /// Wraps text the decoder has read as JSON and found to pass every payload rule of
+    /// `event_type` v`version`.
+    pub(crate) fn checked(text: &str, event_type: EventType, version: u32) -> Data {
         Data {
-            raw,
+            raw: text.into(),
             value: OnceLock::new(),
-            checked: None,
+            checked: Some((event_type, version)),
         }
-    }
-
-    /// Records that the text passes every payload rule of `event_type` v`version`.
-    pub(crate) fn checked_as(mut self, event_type: EventType, version: u32) -> Data {
-        self.checked = Some((event_type, version));
-        self
     }
 
     /// Whether the text is known to pass every payload rule of `event_type` v`version`.
@@ -79,14 +80,14 @@ impl Data {
 
     /// The JSON text, exactly as [`Envelope::encode`](crate::Envelope::encode) writes it.
     pub fn as_str(&self) -> &str {
-        self.raw.get()
+        &self.raw
     }
 
     /// The [`Value`] view, parsed on first use.
     pub fn value(&self) -> &Value {
         self.value.get_or_init(|| {
             // The text is valid JSON by construction (decoded, or serialized by serde_json).
-            serde_json::from_str(self.raw.get()).unwrap_or(Value::Null)
+            serde_json::from_str(&self.raw).unwrap_or(Value::Null)
         })
     }
 
@@ -96,10 +97,9 @@ impl Data {
     }
 }
 
-/// `{}` as raw text.
-fn empty_object() -> Box<RawValue> {
-    // Valid JSON, so `from_string` cannot refuse it; `Default` (`null`) only keeps this total.
-    RawValue::from_string("{}".to_owned()).unwrap_or_default()
+/// `{}`.
+fn empty_object() -> Box<str> {
+    "{}".into()
 }
 
 impl Default for Data {
@@ -120,19 +120,19 @@ impl Clone for Data {
 
 impl PartialEq for Data {
     fn eq(&self, other: &Data) -> bool {
-        self.raw.get() == other.raw.get() || self.value() == other.value()
+        self.raw == other.raw || self.value() == other.value()
     }
 }
 
 impl fmt::Debug for Data {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.raw.get())
+        f.write_str(&self.raw)
     }
 }
 
 impl fmt::Display for Data {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.raw.get())
+        f.write_str(&self.raw)
     }
 }
 
@@ -171,9 +171,14 @@ impl Index<&str> for Data {
     }
 }
 
+/// Writes the text unchanged into `serde_json` output (other formats get the value).
+/// [`Envelope::encode`](crate::Envelope::encode) copies the text without this.
 impl Serialize for Data {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.raw.serialize(serializer)
+        match RawValue::from_string(self.raw.to_string()) {
+            Ok(raw) => raw.serialize(serializer),
+            Err(_) => self.value().serialize(serializer),
+        }
     }
 }
 
@@ -188,9 +193,10 @@ mod tests {
         assert_eq!(a.as_str(), r#"{"serviceId":"cart","replicas":3}"#);
         assert_eq!(a["serviceId"], "cart");
         assert_eq!(a["missing"], Value::Null);
-        let spaced = Data::from_raw(
-            RawValue::from_string(r#"{ "serviceId" : "cart", "replicas" : 3 }"#.to_owned())
-                .unwrap(),
+        let spaced = Data::checked(
+            r#"{ "serviceId" : "cart", "replicas" : 3 }"#,
+            EventType::ScalingPolicyApplied,
+            1,
         );
         assert_eq!(a, spaced);
         assert_ne!(
@@ -202,7 +208,7 @@ mod tests {
 
     #[test]
     fn serializing_writes_the_text_unchanged() {
-        let d = Data::from_raw(RawValue::from_string(r#"{"n":1.50}"#.to_owned()).unwrap());
+        let d = Data::checked(r#"{"n":1.50}"#, EventType::ScalingPolicyApplied, 1);
         let out =
             serde_json::to_string(&json!({"data": serde_json::to_value(&d).unwrap()})).unwrap();
         assert_eq!(out, r#"{"data":{"n":1.5}}"#);

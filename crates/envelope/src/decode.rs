@@ -3,16 +3,17 @@
 //! Both wire forms (Fleet JSON and CloudEvents) fill the same [`Slots`] and share [`build`]; only
 //! the names used in error paths differ, so a CloudEvents sender reads `tenantid: required`.
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::data::Data;
 use crate::envelope::{Envelope, FIELD_NAMES};
 use crate::error::{EnvelopeError, ErrorKind, FieldError};
 use crate::event_type::EventType;
-use crate::parse::{parse_fleet, parse_fleet_raw, parse_object};
-use crate::payload::{check_data, data_passes, unsupported_version};
+use crate::parse::{parse_fleet, parse_object};
+use crate::payload::rules::Fact;
+use crate::payload::{check_data, rules_pass, unsupported_version};
 use crate::rules::{self, MAX_ID_CHARS, MAX_TEXT_CHARS};
+use crate::schema::stream::{CAPTURE_ROOT, Scanner};
 use crate::{MAX_ENVELOPE_BYTES, cloudevents};
 
 /// The raw values of the envelope's fields, before their rules are checked.
@@ -31,8 +32,6 @@ pub(crate) struct Slots {
     pub correlation_id: Option<Value>,
     pub causation_id: Option<Value>,
     pub data: Option<Value>,
-    /// `data` as text, unparsed (the fast path of [`Envelope::decode`]); then `data` is `None`.
-    pub data_raw: Option<Box<RawValue>>,
     pub extensions: Map<String, Value>,
 }
 
@@ -256,25 +255,12 @@ pub(crate) fn build(
             None => Ok(None),
         });
 
-    let data = match (slots.data_raw, slots.data) {
-        // The fast path: accepted by the streaming check, or left to the full decode (which
-        // reports every problem) by failing here with a placeholder the caller never shows.
-        (Some(raw), _) => match event_type {
-            Some(t) if supported && data_passes(t, raw.get()) => {
-                // `supported` implies the version parsed.
-                let version = event_version.unwrap_or(1);
-                Some(Data::from_raw(raw).checked_as(t, version))
-            }
-            _ => {
-                r.push("data", "left to the full check");
-                None
-            }
-        },
-        (None, None | Some(Value::Null)) => {
+    let data = match slots.data {
+        None | Some(Value::Null) => {
             r.push("data", "required");
             None
         }
-        (None, Some(d)) => {
+        Some(d) => {
             match event_type {
                 Some(t) if supported => {
                     check_data(t, &d, &mut r.errors);
@@ -345,13 +331,154 @@ fn required_text(r: &mut Reader, v: Option<Value>, path: &str, max: usize) -> Op
         .and_then(|s| r.apply(path, rules::text(&s, max)).map(|()| s))
 }
 
-/// The common case in one pass: a valid Fleet JSON envelope, its `data` checked as text by the
-/// streaming check and kept as text. `None` for anything else — a problem, or just something the
-/// streaming check leaves to the full decode — which then runs and gives the exact verdict and
-/// every error. So this path can only make decoding faster, never change its answer.
+/// The common case in one pass: a valid Fleet JSON envelope whose `data` follows its
+/// `eventType` and `eventVersion` (as [`Envelope::encode`] writes them), read by the strict
+/// scanner of [`crate::schema::stream`], `data` checked as it is read and kept as text. `None`
+/// for anything else — a problem, or just something the scanner leaves to the full decode — which
+/// then runs and gives the exact verdict and every error. So this path can only make decoding
+/// faster, never change its answer.
 fn decode_fast(bytes: &[u8]) -> Option<Envelope> {
-    let slots = parse_fleet_raw(bytes).ok()?;
-    build(slots, &FLEET_NAMES, Vec::new()).ok()
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut s = Scanner::new(text);
+    if !s.eat(b'{') {
+        return None;
+    }
+    let mut fields: [Option<Member<'_>>; DATA] = [None; DATA];
+    let mut data = None;
+    let mut extensions = Map::new();
+    if !s.eat(b'}') {
+        loop {
+            let key = s.string()?;
+            if !s.eat(b':') {
+                return None;
+            }
+            match FIELD_NAMES.iter().position(|n| *n == key) {
+                Some(DATA) => {
+                    if data.is_some() {
+                        return None;
+                    }
+                    data = Some(fast_data(&mut s, &fields)?);
+                }
+                Some(i) => {
+                    if fields[i].is_some() {
+                        return None;
+                    }
+                    fields[i] = Some(Member::read(&mut s)?);
+                }
+                None => {
+                    if extensions.contains_key(key) {
+                        return None;
+                    }
+                    let value = s.value()?;
+                    extensions.insert(key.to_owned(), value);
+                }
+            }
+            if s.eat(b'}') {
+                break;
+            }
+            if !s.eat(b',') {
+                return None;
+            }
+        }
+    }
+    if !s.at_end() {
+        return None;
+    }
+    // The rules of `build`, for values that are known to be of the right JSON type.
+    let required = |i: usize| match fields[i] {
+        Some(Member::Str(v)) => Some(v),
+        _ => None,
+    };
+    let optional = |i: usize| match fields[i] {
+        None | Some(Member::Null) => Some(None),
+        Some(Member::Str(v)) => Some(Some(v)),
+        Some(Member::Int(_)) => None,
+    };
+    let text_ok = |v: &str, max: usize| rules::text(v, max).is_ok();
+    let (event_type, event_version) = type_and_version(&fields)?;
+    let event_id = rules::uuid(required(0)?).ok()?;
+    let source = required(3).filter(|v| rules::uri_reference(v).is_ok())?;
+    let tenant_id = required(4).filter(|v| text_ok(v, MAX_ID_CHARS))?;
+    let environment_id = required(5).filter(|v| text_ok(v, MAX_ID_CHARS))?;
+    let subject = optional(6)?;
+    if subject.is_some_and(|v| !text_ok(v, MAX_TEXT_CHARS)) {
+        return None;
+    }
+    let occurred_at = rules::timestamp(required(7)?).ok()?;
+    let trace_id = required(8).filter(|v| rules::trace_id(v).is_ok())?;
+    let span_id = optional(9)?;
+    if span_id.is_some_and(|v| rules::span_id(v).is_err()) {
+        return None;
+    }
+    let correlation_id = required(10).filter(|v| text_ok(v, MAX_ID_CHARS))?;
+    let causation_id = match optional(11)? {
+        Some(v) => Some(rules::uuid(v).ok()?),
+        None => None,
+    };
+    Some(Envelope {
+        event_id,
+        event_type,
+        event_version,
+        source: source.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        environment_id: environment_id.to_owned(),
+        subject: subject.map(str::to_owned),
+        occurred_at,
+        trace_id: trace_id.to_owned(),
+        span_id: span_id.map(str::to_owned),
+        correlation_id: correlation_id.to_owned(),
+        causation_id,
+        data: data?,
+        extensions,
+    })
+}
+
+/// The index of `data` in [`FIELD_NAMES`]; the fields before it are read as [`Member`]s.
+const DATA: usize = FIELD_NAMES.len() - 1;
+
+/// A top-level field's value as the fast path reads it; other JSON types go to the full decode.
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    Str(&'a str),
+    Null,
+    Int(u64),
+}
+
+impl<'a> Member<'a> {
+    fn read(s: &mut Scanner<'a>) -> Option<Member<'a>> {
+        s.ws();
+        match s.peek()? {
+            b'"' => s.string().map(Member::Str),
+            b'n' => s.null().then_some(Member::Null),
+            _ => s.unsigned().map(Member::Int),
+        }
+    }
+}
+
+/// `eventType` and `eventVersion`, when both are valid and the version is supported.
+fn type_and_version(fields: &[Option<Member<'_>>; DATA]) -> Option<(EventType, u32)> {
+    let (Some(Member::Str(t)), Some(Member::Int(v))) = (fields[1], fields[2]) else {
+        return None;
+    };
+    let event_type: EventType = t.parse().ok()?;
+    let version = u32::try_from(v).ok().filter(|v| *v >= 1)?;
+    event_type
+        .supports_version(version)
+        .then_some((event_type, version))
+}
+
+/// Reads and checks `data` against the payload of the type and version already read.
+fn fast_data(s: &mut Scanner<'_>, fields: &[Option<Member<'_>>; DATA]) -> Option<Data> {
+    let (event_type, version) = type_and_version(fields)?;
+    let node = crate::schema::compiled(event_type).ok()?;
+    s.ws();
+    let start = s.pos();
+    let fact = s.check(node, CAPTURE_ROOT)?;
+    let passes = matches!(fact, Fact::Object(_)) && rules_pass(event_type, &fact);
+    passes.then(|| Data::checked(s.slice(start, s.pos()), event_type, version))
 }
 
 /// The wire form of a body.
@@ -467,6 +594,7 @@ mod tests {
             let body = sample_envelope(t).encode();
             let fast = decode_fast(&body).unwrap_or_else(|| panic!("{t}: fast path refused"));
             assert!(fast.data.is_checked_as(t, 1), "{t}");
+            assert_eq!(FIELD_NAMES[DATA], "data");
             assert_eq!(fast, full(&body).unwrap(), "{t}");
         }
     }
@@ -525,6 +653,16 @@ mod tests {
                 "é\u{1F600}",
                 "tab\tinside",
                 "quote\"and\\slash",
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "00000000000000000000000000000000",
+                "00f067aa0ba902b7",
+                "XYZ",
+                "/workers/runtime-health",
+                "has space",
+                "tenant-contoso",
+                "HealthCheckCompleted",
+                "ScalingPolicyApplied",
+                "Unknown",
             ])
             .prop_map(|s| json!(s)),
             Just(json!("a".repeat(300))),
@@ -541,12 +679,13 @@ mod tests {
         })
     }
 
-    /// Sets (or, with `None`, removes) member `key` of the object at `at` (a member name or "").
-    fn mutate(data: &mut Value, at: &str, key: &str, value: Option<Value>) {
-        let target = if at.is_empty() {
-            Some(data)
-        } else {
-            data.get_mut(at)
+    /// Sets (or, with `None`, removes) member `key` of the object at `at`: the envelope for
+    /// `$`, `data` for "", or a member of `data`.
+    fn mutate(envelope: &mut Value, at: &str, key: &str, value: Option<Value>) {
+        let target = match at {
+            "$" => Some(envelope),
+            "" => envelope.get_mut("data"),
+            _ => envelope.get_mut("data").and_then(|d| d.get_mut(at)),
         };
         let target = match target {
             Some(Value::Array(items)) => items.first_mut(),
@@ -573,13 +712,16 @@ mod tests {
             type_index in 0..EventType::ALL.len(),
             mutations in prop::collection::vec(
                 (
-                    prop::sample::select(vec!["", "", "", "window", "probes", "observed", "metric", "values", "ref"]),
+                    prop::sample::select(vec!["$", "$", "", "", "", "window", "probes", "observed", "metric", "values", "ref"]),
                     prop::sample::select(vec![
                         "serviceId", "status", "previousStatus", "start", "end", "kind", "attempts",
                         "fromReplicas", "toReplicas", "outcome", "failedStep", "error", "change",
                         "observed", "changedFields", "values", "ref", "version", "replicas", "image",
                         "firstSeenAt", "lastSeenAt", "completedAt", "startedAt", "newVersion",
                         "previousVersion", "window", "probes", "metric", "extra",
+                        "eventId", "eventType", "eventVersion", "source", "tenantId",
+                        "environmentId", "subject", "occurredAt", "traceId", "spanId",
+                        "correlationId", "causationId", "data",
                     ]),
                     proptest::option::weighted(0.85, json_value()),
                 ),
@@ -590,7 +732,7 @@ mod tests {
             let t = EventType::ALL[type_index];
             let mut v: Value = serde_json::from_slice(&sample_envelope(t).encode()).unwrap();
             for (at, key, value) in mutations {
-                mutate(&mut v["data"], at, key, value);
+                mutate(&mut v, at, key, value);
             }
             let mut body = serde_json::to_string(&v).unwrap();
             if duplicate {

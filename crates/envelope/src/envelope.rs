@@ -158,8 +158,48 @@ impl Envelope {
     /// The envelope as compact JSON: the fields in [`FIELD_NAMES`] order (absent optionals
     /// omitted), then the extensions in their original order.
     pub fn encode(&self) -> Vec<u8> {
-        // A map with string keys and a derived-free Serialize impl cannot fail to serialize.
-        serde_json::to_vec(self).unwrap_or_default()
+        // Written by hand rather than through `Serialize` so that `data` is copied as text (the
+        // same bytes `serde_json::to_vec(&envelope)` gives, which a test holds it to).
+        let mut out = Vec::with_capacity(320 + self.data.as_str().len());
+        let mut uuid = uuid::Uuid::encode_buffer();
+        out.extend_from_slice(b"{\"eventId\":\"");
+        out.extend_from_slice(
+            self.event_id
+                .hyphenated()
+                .encode_lower(&mut uuid)
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\",\"eventType\":\"");
+        out.extend_from_slice(self.event_type.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"eventVersion\":");
+        out.extend_from_slice(self.event_version.to_string().as_bytes());
+        member(&mut out, "source", &self.source);
+        member(&mut out, "tenantId", &self.tenant_id);
+        member(&mut out, "environmentId", &self.environment_id);
+        if let Some(s) = &self.subject {
+            member(&mut out, "subject", s);
+        }
+        member(&mut out, "occurredAt", &format_time(&self.occurred_at));
+        member(&mut out, "traceId", &self.trace_id);
+        if let Some(s) = &self.span_id {
+            member(&mut out, "spanId", s);
+        }
+        member(&mut out, "correlationId", &self.correlation_id);
+        if let Some(c) = &self.causation_id {
+            out.extend_from_slice(b",\"causationId\":\"");
+            out.extend_from_slice(c.hyphenated().encode_lower(&mut uuid).as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(self.data.as_str().as_bytes());
+        for (k, v) in &self.extensions {
+            out.push(b',');
+            json_into(&mut out, k);
+            out.push(b':');
+            json_into(&mut out, v);
+        }
+        out.push(b'}');
+        out
     }
 
     /// Checks every rule an envelope must keep, exactly as [`Envelope::decode`] would on the
@@ -177,6 +217,22 @@ impl Envelope {
         };
         format!("00-{}-{span}-01", self.trace_id)
     }
+}
+
+/// Appends `,"name":"<value as a JSON string>"`.
+fn member(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(b',');
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    json_into(out, value);
+}
+
+/// Appends `value` as JSON.
+fn json_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Strings and `Value`s (string keys, finite numbers) always serialize, and writing to a
+    // `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 impl Serialize for Envelope {

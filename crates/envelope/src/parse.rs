@@ -10,7 +10,6 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::map::Entry;
-use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 use crate::decode::{Slots, check_size};
@@ -220,22 +219,6 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
 }
 
-/// One JSON value with repeated member names refused at any depth, for a value read on its own
-/// (outside [`parse_object`] / [`parse_fleet`]).
-pub(crate) fn strict_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
-    let ctx = Ctx::default();
-    let value = ValueSeed {
-        ctx: &ctx,
-        path: Path::Root,
-    }
-    .deserialize(deserializer)?;
-    if ctx.duplicates.borrow().is_empty() {
-        Ok(value)
-    } else {
-        Err(de::Error::custom(DUPLICATE))
-    }
-}
-
 /// Parses a body that must be one JSON object, enforcing the size limit first, then UTF-8,
 /// syntax, depth and duplicate keys. Every duplicate is reported, not only the first.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, EnvelopeError> {
@@ -260,27 +243,8 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, EnvelopeE
 /// [`parse_object`]: the top-level object is never built as a map, and its member names are
 /// matched without allocating.
 pub(crate) fn parse_fleet(bytes: &[u8]) -> Result<Slots, EnvelopeError> {
-    run(bytes, |de, ctx| {
-        de.deserialize_any(SlotsVisitor {
-            ctx,
-            raw_data: false,
-        })
-    })
+    run(bytes, |de, ctx| de.deserialize_any(SlotsVisitor { ctx }))
 }
-
-/// Like [`parse_fleet`], but keeps `data` as unparsed text in [`Slots::data_raw`] (its syntax
-/// checked, its duplicate keys not: the streaming payload check refuses those).
-pub(crate) fn parse_fleet_raw(bytes: &[u8]) -> Result<Slots, EnvelopeError> {
-    run(bytes, |de, ctx| {
-        de.deserialize_any(SlotsVisitor {
-            ctx,
-            raw_data: true,
-        })
-    })
-}
-
-/// The index of `data` in [`FIELD_NAMES`].
-const DATA: usize = 12;
 
 type JsonDeserializer<'a> = serde_json::Deserializer<serde_json::de::StrRead<'a>>;
 
@@ -360,8 +324,6 @@ impl Visitor<'_> for KeySeed {
 
 struct SlotsVisitor<'c> {
     ctx: &'c Ctx,
-    /// Keep `data` as text instead of parsing it.
-    raw_data: bool,
 }
 
 impl SlotsVisitor<'_> {
@@ -394,21 +356,6 @@ impl<'de> Visitor<'de> for SlotsVisitor<'_> {
                 Key::Other(k) => k.as_str(),
             };
             let path = Path::Key(&Path::Root, name);
-            if self.raw_data && matches!(key, Key::Field(DATA)) {
-                let raw: Box<RawValue> = match access.next_value() {
-                    Ok(raw) => raw,
-                    Err(e) => {
-                        self.ctx.failed_at(&path);
-                        return Err(e);
-                    }
-                };
-                if slots.data_raw.is_some() {
-                    self.ctx.duplicate(&path);
-                } else {
-                    slots.data_raw = Some(raw);
-                }
-                continue;
-            }
             let value = match access.next_value_seed(ValueSeed {
                 ctx: self.ctx,
                 path,

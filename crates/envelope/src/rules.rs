@@ -150,7 +150,8 @@ pub(crate) fn text(s: &str, max: usize) -> Result<(), String> {
             quoted(s)
         ));
     }
-    if s.chars().count() > max {
+    // A string has at most as many characters as bytes: count only when that could matter.
+    if s.len() > max && s.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
     Ok(())

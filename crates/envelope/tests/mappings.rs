@@ -312,3 +312,19 @@ fn envelopes_nest_in_other_serde_documents() {
     assert!(err.starts_with("eventId: must be a UUID"), "{err}");
     assert!(err.contains("; tenantId: required"), "{err}");
 }
+
+#[test]
+fn encode_writes_exactly_what_serde_writes_and_decodes_back() {
+    for t in EventType::ALL {
+        let mut e = examples::sample_envelope(t)
+            .with_subject("services/\"quoted\" \u{e9}")
+            .with_span_id("00f067aa0ba902b7");
+        e.causation_id = Some(e.event_id);
+        e.extensions
+            .insert("note\n".into(), json!({"a": [1, 2.5, null], "b": "\\"}));
+        e.extensions.insert("region".into(), json!("westeurope"));
+        let body = e.encode();
+        assert_eq!(body, serde_json::to_vec(&e).unwrap(), "{t}");
+        assert_eq!(Envelope::decode(&body).unwrap(), e, "{t}");
+    }
+}

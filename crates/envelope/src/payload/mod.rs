@@ -191,14 +191,14 @@ pub(crate) fn data_passes(event_type: EventType, text: &str) -> bool {
     let Ok(node) = schema::compiled(event_type) else {
         return false;
     };
-    let Some(fact) = schema::stream::accepts(node, text) else {
-        return false;
-    };
-    if !matches!(fact, rules::Fact::Object(_)) {
-        return false;
-    }
+    schema::stream::accepts(node, text)
+        .is_some_and(|fact| matches!(fact, rules::Fact::Object(_)) && rules_pass(event_type, &fact))
+}
+
+/// Whether the `data` view passes every cross-field rule of `event_type`.
+pub(crate) fn rules_pass(event_type: EventType, fact: &rules::Fact<'_>) -> bool {
     let mut errors = Vec::new();
-    rules::check(event_type, &fact, &mut errors);
+    rules::check(event_type, fact, &mut errors);
     errors.is_empty()
 }
 

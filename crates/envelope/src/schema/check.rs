@@ -360,7 +360,12 @@ pub(super) fn out_of_range(c: &Checks, n: &serde_json::Number) -> (bool, bool) {
 
 /// Whether `s` keeps the length limits and the string rule (the verdict of [`check_string`]).
 pub(super) fn string_ok(c: &Checks, s: &str) -> bool {
-    if c.min_len.is_some() || c.max_len.is_some() {
+    // Characters ≤ bytes, and ≥ 1 for a non-empty string: count only when that could matter.
+    let short_enough = c.max_len.is_none_or(|m| s.len() <= m);
+    let long_enough = c
+        .min_len
+        .is_none_or(|m| m == 0 || (m == 1 && !s.is_empty()));
+    if !(short_enough && long_enough) {
         let len = s.chars().count();
         if c.min_len.is_some_and(|m| len < m) || c.max_len.is_some_and(|m| len > m) {
             return false;
