@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::data::Data;
 use crate::error::EnvelopeError;
 use crate::event_type::EventType;
-use crate::ids::{derived_span_id, emitted_event_id};
+use crate::ids::{emitted_event_id, push_span_hex};
 use crate::payload::Payload;
 
 /// One event in Fleet's canonical v1 envelope (DESIGN §3).
@@ -209,13 +209,18 @@ impl Envelope {
     }
 
     /// The W3C `traceparent` value: `00-<traceId>-<spanId>-01`, with the parent-id derived from
-    /// `eventId` ([`derived_span_id`]) when `spanId` is absent.
+    /// `eventId` ([`derived_span_id`](crate::derived_span_id)) when `spanId` is absent.
     pub fn traceparent(&self) -> String {
-        let span = match &self.span_id {
-            Some(s) => s.clone(),
-            None => derived_span_id(self.event_id),
-        };
-        format!("00-{}-{span}-01", self.trace_id)
+        let mut out = String::with_capacity(55);
+        out.push_str("00-");
+        out.push_str(&self.trace_id);
+        out.push('-');
+        match &self.span_id {
+            Some(s) => out.push_str(s),
+            None => push_span_hex(&mut out, self.event_id),
+        }
+        out.push_str("-01");
+        out
     }
 }
 

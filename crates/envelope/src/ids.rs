@@ -14,11 +14,19 @@ pub const FLEET_NAMESPACE: Uuid = Uuid::from_u128(0xef81_8b9e_d0da_44d3_ad69_a61
 /// `emitted:<trigger, lowercase hyphenated>:<byte length of worker>:<worker>:<ordinal>`.
 /// The length prefix keeps names unambiguous whatever characters `worker` holds.
 pub fn emitted_event_id(trigger: Uuid, worker: &str, ordinal: u32) -> Uuid {
-    let name = format!(
-        "emitted:{}:{}:{worker}:{ordinal}",
-        trigger.hyphenated(),
-        worker.len()
+    let mut name = String::with_capacity(72 + worker.len());
+    name.push_str("emitted:");
+    name.push_str(
+        trigger
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer()),
     );
+    name.push(':');
+    name.push_str(&worker.len().to_string());
+    name.push(':');
+    name.push_str(worker);
+    name.push(':');
+    name.push_str(&ordinal.to_string());
     Uuid::new_v5(&FLEET_NAMESPACE, name.as_bytes())
 }
 
@@ -42,12 +50,18 @@ pub fn timer_event_id(worker: &str, timer: &str, window_start: DateTime<Utc>) ->
 /// The W3C parent-id used when an envelope has no `spanId`: the last 8 bytes of its `eventId`
 /// as hex. Those bytes carry the UUID variant bits, so the result is never all zeros.
 pub fn derived_span_id(event_id: Uuid) -> String {
-    let bytes = event_id.as_bytes();
     let mut out = String::with_capacity(16);
-    for b in &bytes[8..] {
-        out.push_str(&format!("{b:02x}"));
-    }
+    push_span_hex(&mut out, event_id);
     out
+}
+
+/// Appends [`derived_span_id`] of `event_id` to `out`.
+pub(crate) fn push_span_hex(out: &mut String, event_id: Uuid) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in &event_id.as_bytes()[8..] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
 }
 
 #[cfg(test)]

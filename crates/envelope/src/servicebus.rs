@@ -74,7 +74,11 @@ pub fn to_message_properties(envelope: &Envelope) -> MessageProperties {
         PropertyValue::String(traceparent),
     );
     MessageProperties {
-        message_id: envelope.event_id.to_string(),
+        message_id: envelope
+            .event_id
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .to_owned(),
         correlation_id: envelope.correlation_id.clone(),
         subject: envelope.event_type.as_str().to_owned(),
         content_type: CONTENT_TYPE.to_owned(),
