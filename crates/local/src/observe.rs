@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fleet_bus::{
     Bus, BusError, BusReceiver, BusSender, DeadLetterOptions, EntityPath, Message, PropertyValue,
-    ReceiveOptions, ReceivedMessage,
+    ReceiveOptions, ReceivedMessage, RuleManager,
 };
 use fleet_envelope::Envelope;
 use fleet_runtime::{PROP_RETRY_FOR, RETRY_SUBJECT};
@@ -333,6 +333,11 @@ impl Bus for ObservedBus {
             flow: self.flow.clone(),
         }))
     }
+
+    /// Rule changes are not message flow: they go straight to the wrapped bus.
+    fn rule_manager(&self) -> Option<&dyn RuleManager> {
+        self.inner.rule_manager()
+    }
 }
 
 struct Sender {
@@ -468,5 +473,45 @@ impl BusReceiver for Receiver {
 
     async fn close(&self) -> Result<(), BusError> {
         self.inner.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use fleet_bus::{Bus, EntityPath};
+    use fleet_emulator::{
+        Emulator, EmulatorOptions, InProcessBus, SubscriptionConfig, SystemClock, TopicConfig,
+        Topology,
+    };
+
+    use super::{Flow, ObservedBus};
+
+    #[tokio::test]
+    async fn rule_management_reaches_the_wrapped_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut topic = TopicConfig::new("t");
+        topic.subscriptions.push(SubscriptionConfig::new("s"));
+        let emulator = Emulator::open(
+            Topology::default().with_topic(topic),
+            dir.path(),
+            Arc::new(SystemClock),
+            EmulatorOptions::default(),
+        )
+        .await
+        .unwrap();
+        let inner: Arc<dyn Bus> = Arc::new(InProcessBus::new(emulator));
+        let flow = Flow::new(crate::clock::FleetClock::real_time(), None);
+        let observed = ObservedBus::new(inner, "fleetctl", flow);
+        let rules = observed
+            .rule_manager()
+            .expect("the in-process bus manages rules, so the observed one must too");
+        let sub = EntityPath::subscription("t", "s");
+        rules
+            .remove_rule(&sub, fleet_bus::DEFAULT_RULE_NAME)
+            .await
+            .unwrap();
+        assert!(rules.rules(&sub).await.unwrap().is_empty());
     }
 }
