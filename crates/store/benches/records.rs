@@ -1,6 +1,7 @@
-//! Record throughput of the SQLite backend at inventory scale: 100,000 `RuntimeService`
-//! documents written in one unit of work (a first inventory pass), listed back as typed records
-//! (every later pass), and 1,000 of them updated under their versions (a steady-state pass).
+//! Record throughput at inventory scale: 100,000 `RuntimeService` documents written in one unit
+//! of work (a first inventory pass), listed back as typed records (every later pass), and 1,000
+//! of them updated under their versions (a steady-state pass). SQLite always; PostgreSQL too when
+//! `FLEET_BENCH_POSTGRES_URL` names a server (each measurement in a throw-away schema).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -128,6 +129,63 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+    if let Ok(url) = std::env::var("FLEET_BENCH_POSTGRES_URL") {
+        postgres(c, &rt, &url, &services);
+    }
+}
+
+fn postgres(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    services: &[RuntimeService],
+) {
+    use fleet_store::{PostgresOptions, PostgresStore, Store};
+    let connect = || {
+        let mut options =
+            PostgresOptions::from_url(url).unwrap_or_else(|e| panic!("postgres url: {e}"));
+        options.schema = format!("fleet_bench_{}", uuid::Uuid::new_v4().simple());
+        rt.block_on(async {
+            let store = PostgresStore::connect(options).await?;
+            store.migrate().await?;
+            Ok::<_, fleet_store::StoreError>(store)
+        })
+        .unwrap_or_else(|e| panic!("postgres: {e}"))
+    };
+    let mut g = c.benchmark_group("store_records_100k_postgres");
+    g.sample_size(10);
+    // Schemas are dropped after the measurement, not inside it.
+    let mut written = Vec::new();
+    g.bench_function("put_100k_one_unit", |b| {
+        b.iter_batched(
+            connect,
+            |store| {
+                rt.block_on(store.commit(insert_all(services)))
+                    .unwrap_or_else(|e| panic!("commit: {e}"));
+                written.push(store);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    for store in written {
+        rt.block_on(store.drop_schema())
+            .unwrap_or_else(|e| panic!("drop schema: {e}"));
+    }
+    let store = connect();
+    rt.block_on(store.commit(insert_all(services)))
+        .unwrap_or_else(|e| panic!("seed: {e}"));
+    g.bench_function("list_100k_typed", |b| {
+        b.iter(|| {
+            let listed = rt
+                .block_on(store.list::<RuntimeService>("t1", Some("env-1")))
+                .unwrap_or_else(|e| panic!("list: {e}"));
+            assert_eq!(listed.len(), RECORDS);
+            black_box(listed)
+        })
+    });
+    g.finish();
+    rt.block_on(store.drop_schema())
+        .unwrap_or_else(|e| panic!("drop schema: {e}"));
 }
 
 criterion_group!(benches, bench);

@@ -70,6 +70,7 @@ macro_rules! store_conformance_tests {
             records_put_get_list_with_versions,
             typed_records_round_trip,
             encoded_reads_match_raw_reads,
+            many_inserts_in_one_unit_behave_like_one_after_another,
             expect_absent_conflicts_when_the_record_exists,
             expect_version_conflicts_when_stale,
             expect_any_upserts,

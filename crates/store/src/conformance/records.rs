@@ -320,6 +320,82 @@ pub async fn encoded_reads_match_raw_reads(store: Arc<dyn Store>) {
     assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
 }
 
+/// Many inserts in one unit keep the meaning of one write after another: an existing key or a
+/// key inserted twice fails the unit, naming that record, and nothing of the unit is written;
+/// an insert followed by an update of the same record sees the insert.
+pub async fn many_inserts_in_one_unit_behave_like_one_after_another(store: Arc<dyn Store>) {
+    let puts = |ids: &[String]| {
+        let mut uow = UnitOfWork::new();
+        uow.writes = ids
+            .iter()
+            .map(|id| write(id, "e1", Expect::Absent, Some(json!({"id": id}))))
+            .collect();
+        uow
+    };
+    let first: Vec<String> = (0..50).map(|i| format!("a{i:02}")).collect();
+    store.commit(puts(&first)).await.expect("50 inserts");
+    let listed = store
+        .list_raw(RecordKind::Service, Some("t1"), None)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| (r.id.clone(), r.version, r.body.clone()))
+            .collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|id| (id.clone(), 1, json!({"id": id})))
+            .collect::<Vec<_>>()
+    );
+
+    let mut second: Vec<String> = (0..30).map(|i| format!("b{i:02}")).collect();
+    second[17] = "a10".into();
+    let err = store.commit(puts(&second)).await.expect_err("a10 exists");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("service/t1/a10"), "{err}");
+
+    let twice = vec!["c0".to_string(), "c1".into(), "c0".into(), "c2".into()];
+    let err = store
+        .commit(puts(&twice))
+        .await
+        .expect_err("c0 inserted twice");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("service/t1/c0"), "{err}");
+    let ids = store
+        .list_raw(RecordKind::Service, Some("t1"), None)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .collect::<Vec<_>>();
+    assert_eq!(ids, first, "the failed units wrote nothing");
+
+    let mut mixed = puts(&["c0".to_string(), "c1".into()]);
+    mixed
+        .writes
+        .push(write("c0", "e2", Expect::Version(1), Some(json!({"n": 2}))));
+    mixed
+        .writes
+        .extend(puts(&["c2".to_string(), "c3".into()]).writes);
+    store.commit(mixed).await.expect("insert, update, insert");
+    let c0 = store
+        .get_raw(RecordKind::Service, "t1", "c0")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        (c0.version, c0.environment_id.as_str(), &c0.body),
+        (2, "e2", &json!({"n": 2}))
+    );
+    let c3 = store
+        .get_raw(RecordKind::Service, "t1", "c3")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!((c3.version, &c3.body), (1, &json!({"id": "c3"})));
+}
+
 /// `Expect::Absent` on an existing record is a conflict and leaves it unchanged.
 pub async fn expect_absent_conflicts_when_the_record_exists(store: Arc<dyn Store>) {
     commit_write(

@@ -11,7 +11,13 @@
 //! so sending the later statements anyway changes nothing that survives. A group commit first
 //! pipelines all its units in one transaction; if any check fails it rolls back and replays the
 //! units one savepoint at a time, so one unit's conflict never sinks the others.
+//!
+//! Consecutive inserts of a unit (puts expecting the record absent, as a first inventory pass
+//! writes by the thousand) go as one `INSERT … SELECT FROM UNNEST(arrays)` per 5,000 records
+//! rather than one statement each; it returns the keys it inserted, and the first write whose key
+//! is missing is the conflict.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -21,7 +27,8 @@ use tokio_postgres::{Client, GenericClient, Statement};
 
 use super::pg_err;
 use crate::error::StoreError;
-use crate::unit::{Expect, UnitOfWork, messages};
+use crate::record::Document;
+use crate::unit::{Expect, RecordWrite, UnitOfWork, messages};
 
 /// The prepared statements of a unit of work, prepared once per connection.
 #[derive(Clone)]
@@ -35,12 +42,23 @@ pub(crate) struct UnitStatements {
     delete_any: Statement,
     key: Statement,
     outbox: Statement,
+    insert_many: Statement,
 }
 
 impl UnitStatements {
     pub(crate) async fn prepare(c: &Client) -> Result<Self, StoreError> {
-        let (inbox, insert, update, upsert, exists, delete_version, delete_any, key, outbox) =
-            tokio::try_join!(
+        let (
+            inbox,
+            insert,
+            update,
+            upsert,
+            exists,
+            delete_version,
+            delete_any,
+            key,
+            outbox,
+            insert_many,
+        ) = tokio::try_join!(
                 c.prepare(
                     "INSERT INTO inbox (worker, event_id, received_at) VALUES ($1, $2, $3)
                      ON CONFLICT DO NOTHING"
@@ -74,6 +92,16 @@ impl UnitStatements {
                     "INSERT INTO outbox (id, worker, destination, body, content_type, properties, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
                 ),
+                // Rows are inserted in array order, so a key repeated within the arrays is
+                // skipped at its second occurrence, exactly as one insert after another would be.
+                c.prepare(
+                    "INSERT INTO records (kind, tenant_id, id, environment_id, version, body, updated_at)
+                     SELECT u.kind, u.tenant_id, u.id, u.environment_id, 1, u.body::jsonb, $6::timestamptz
+                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                         AS u(kind, tenant_id, id, environment_id, body)
+                     ON CONFLICT DO NOTHING
+                     RETURNING kind, tenant_id, id"
+                ),
             )
             .map_err(|e| pg_err("prepare unit statements", e))?;
         Ok(Self {
@@ -86,8 +114,69 @@ impl UnitStatements {
             delete_any,
             key,
             outbox,
+            insert_many,
         })
     }
+}
+
+/// Most records one batched insert carries.
+const INSERT_BATCH: usize = 5_000;
+
+/// Inserts `writes` (all puts expecting the record absent) with one statement: one row per
+/// write instead of one statement per write. The statement returns the keys it inserted; the
+/// first write, in order, whose key is not among them is the conflict.
+async fn insert_absent<C: GenericClient + Sync>(
+    c: &C,
+    s: &UnitStatements,
+    writes: &[RecordWrite],
+    now: &DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let n = writes.len();
+    let (mut kinds, mut tenants, mut ids, mut envs, mut bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for w in writes {
+        kinds.push(w.kind.as_str());
+        tenants.push(w.tenant_id.as_str());
+        ids.push(w.id.as_str());
+        envs.push(w.environment_id.as_str());
+        bodies.push(w.body.as_ref().map_or("null", Document::as_str));
+    }
+    let rows = c
+        .query(
+            &s.insert_many,
+            &[&kinds, &tenants, &ids, &envs, &bodies, now],
+        )
+        .await
+        .map_err(|err| pg_err("write records", err))?;
+    if rows.len() == n {
+        return Ok(());
+    }
+    let mut inserted: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let key = (
+            row.try_get(0).map_err(|e| pg_err("write records", e))?,
+            row.try_get(1).map_err(|e| pg_err("write records", e))?,
+            row.try_get(2).map_err(|e| pg_err("write records", e))?,
+        );
+        *inserted.entry(key).or_default() += 1;
+    }
+    for w in writes {
+        match inserted.get_mut(&(w.kind.as_str(), w.tenant_id.as_str(), w.id.as_str())) {
+            Some(left) if *left > 0 => *left -= 1,
+            _ => return Err(messages::write_conflict(w)),
+        }
+    }
+    // Fewer rows than writes, yet every write accounted for: cannot happen; fail safe.
+    Err(messages::write_conflict(&writes[0]))
+}
+
+fn is_insert(w: &RecordWrite) -> bool {
+    w.body.is_some() && w.expect == Expect::Absent
 }
 
 /// One statement of a unit and the check of its outcome.
@@ -114,7 +203,20 @@ fn checks<'a, C: GenericClient + Sync>(
             }
         }));
     }
-    for w in &uow.writes {
+    let mut rest = uow.writes.as_slice();
+    while let Some(w) = rest.first() {
+        // Consecutive inserts go as one statement per INSERT_BATCH records; the others one
+        // statement each. Either way the statements run in the order of the writes.
+        let run = rest.iter().take_while(|w| is_insert(w)).count();
+        if run >= 2 {
+            let (inserts, tail) = rest.split_at(run);
+            for chunk in inserts.chunks(INSERT_BATCH) {
+                out.push(Box::pin(insert_absent(c, s, chunk, now)));
+            }
+            rest = tail;
+            continue;
+        }
+        rest = &rest[1..];
         out.push(Box::pin(async move {
             let kind = w.kind.as_str();
             let key: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&kind, &w.tenant_id, &w.id];
