@@ -117,18 +117,23 @@ pub fn run(args: RuntimeBenchArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
-            "runtime (SQLite store + emulator engine): {} envelopes in {:.2} s = {:.0} envelopes/s, {:.1} µs CPU each (in-flight {})",
-            report.messages,
-            report.seconds,
-            report.envelopes_per_sec,
-            report.cpu_us_per_envelope_full,
-            report.in_flight
-        );
-        println!(
-            "runtime alone (in-memory store and bus): {:.0} envelopes/s, {:.1} µs CPU per envelope",
-            report.fake_envelopes_per_sec, report.cpu_us_per_envelope_runtime
-        );
+        // A run left out with --only has no figures (null in --json).
+        if args.only != Some(Only::Runtime) {
+            println!(
+                "runtime (SQLite store + emulator engine): {} envelopes in {:.2} s = {:.0} envelopes/s, {:.1} µs CPU each (in-flight {})",
+                report.messages,
+                report.seconds,
+                report.envelopes_per_sec,
+                report.cpu_us_per_envelope_full,
+                report.in_flight
+            );
+        }
+        if args.only != Some(Only::Full) {
+            println!(
+                "runtime alone (in-memory store and bus): {:.0} envelopes/s, {:.1} µs CPU per envelope",
+                report.fake_envelopes_per_sec, report.cpu_us_per_envelope_runtime
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
