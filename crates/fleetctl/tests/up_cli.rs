@@ -37,11 +37,19 @@ fn up_runs_the_demo_to_idle_and_inspect_reads_what_it_left() {
         "--json",
         "--data-dir",
         &data,
+        "--listen",
+        "127.0.0.60:5672",
     ]);
     assert!(
         up.status.success(),
         "exit {:?}\n{}",
         up.status,
+        text(&up.stderr)
+    );
+    // Without --transport the workers go over the wire, through the production client.
+    assert!(
+        text(&up.stderr).contains("workers over AMQP via 127.0.0.60:5672"),
+        "{}",
         text(&up.stderr)
     );
     let summary = json_of(&up);
@@ -94,6 +102,8 @@ fn up_runs_the_demo_to_idle_and_inspect_reads_what_it_left() {
         "--until-idle",
         "--data-dir",
         &data,
+        "--listen",
+        "127.0.0.60:5672",
     ]);
     assert_eq!(again.status.code(), Some(1));
     assert!(
@@ -133,6 +143,8 @@ fn an_unknown_scenario_is_a_usage_error_naming_it() {
         "--until-idle",
         "--data-dir",
         &data,
+        "--listen",
+        "127.0.0.61:5672",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -152,7 +164,15 @@ fn a_running_fleet_can_be_inspected_and_ctrl_c_drains_it_with_exit_0() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data = dir_arg(tmp.path());
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
-        .args(["up", "--scenario", "demo", "--data-dir", &data])
+        .args([
+            "up",
+            "--scenario",
+            "demo",
+            "--data-dir",
+            &data,
+            "--listen",
+            "127.0.0.62:5672",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -185,7 +205,14 @@ fn a_running_fleet_can_be_inspected_and_ctrl_c_drains_it_with_exit_0() {
     assert!(dlq.status.success(), "{}", text(&dlq.stderr));
     assert!(json_of(&dlq).is_array());
     // A second fleet on the same directory is refused while this one runs.
-    let second = fleetctl(&["up", "--until-idle", "--data-dir", &data]);
+    let second = fleetctl(&[
+        "up",
+        "--until-idle",
+        "--data-dir",
+        &data,
+        "--listen",
+        "127.0.0.63:5672",
+    ]);
     assert_eq!(second.status.code(), Some(1));
     assert!(
         text(&second.stderr).contains("in use"),
@@ -203,4 +230,27 @@ fn a_running_fleet_can_be_inspected_and_ctrl_c_drains_it_with_exit_0() {
     assert_eq!(status.code(), Some(0), "a Ctrl-C stop is a clean exit");
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.starts_with("Summary")), "{rest:?}");
+}
+
+#[test]
+fn a_taken_listen_address_is_refused_with_a_way_out() {
+    let taken = std::net::TcpListener::bind("127.0.0.64:5672").expect("bind the address first");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = dir_arg(tmp.path());
+    let out = fleetctl(&[
+        "up",
+        "--until-idle",
+        "--data-dir",
+        &data,
+        "--listen",
+        "127.0.0.64:5672",
+    ]);
+    drop(taken);
+    assert_eq!(out.status.code(), Some(70), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("127.0.0.64:5672") && err.contains("--transport inprocess"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }

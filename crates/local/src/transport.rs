@@ -80,7 +80,10 @@ pub(crate) async fn wire(
     let tcp = TcpListener::bind(listen).await.map_err(|e| {
         LocalError::new(
             LocalErrorKind::Component,
-            format!("cannot bind the AMQP listener on {listen} (is another emulator running?)"),
+            format!(
+                "cannot bind the AMQP listener on {listen} (is another emulator running? pick \
+                 another loopback IP with --listen, e.g. 127.0.0.2:5672, or use --transport inprocess)"
+            ),
         )
         .with_source(e)
     })?;

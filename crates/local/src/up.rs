@@ -74,7 +74,8 @@ pub struct UpOptions {
     pub reset: bool,
     /// Quiet period of the idle check.
     pub quiet: Duration,
-    /// How the workers reach the engine; in-process unless asked otherwise.
+    /// How the workers reach the engine. In-process here, so that code embedding a fleet (tests
+    /// running several at once) binds no port unless it asks; `fleetctl up` defaults to AMQP.
     pub transport: Transport,
     /// Where the AMQP listener binds with [`Transport::Amqp`] (a loopback address, port 5672).
     pub listen: SocketAddr,

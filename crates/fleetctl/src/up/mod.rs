@@ -40,9 +40,10 @@ pub struct UpArgs {
     /// Remove the state of a previous fleet in the data directory first.
     #[arg(long)]
     reset: bool,
-    /// How workers reach the emulator engine: `inprocess` (direct calls, fastest, binds no port)
-    /// or `amqp` (through the engine's AMQP listener with the production Service Bus client).
-    #[arg(long, value_name = "inprocess|amqp", default_value = "inprocess")]
+    /// How workers reach the emulator engine: `amqp` (the default: through the engine's AMQP
+    /// listener with the production Service Bus client, as in Azure) or `inprocess` (direct
+    /// calls, faster, binds no port).
+    #[arg(long, value_name = "amqp|inprocess", default_value = "amqp")]
     transport: String,
     /// Where the AMQP listener binds with `--transport amqp` (a loopback IP, port 5672: the
     /// Service Bus client always dials 5672).
