@@ -1,9 +1,12 @@
 //! One client connection: the frame loop, open/close, sessions, flow control, heartbeats.
 //!
 //! A connection is one task owning all its state. A reader task turns bytes into frames
-//! (bounded by our max-frame-size); puller tasks fetch messages from the backend for
-//! receiving links. Everything else — backend sends, settlements, management calls — runs
-//! inline, in frame order, which keeps the protocol state simple and the replies ordered.
+//! (bounded by our max-frame-size) and hands them over a read at a time; puller tasks fetch
+//! messages from the backend for receiving links. Everything else — backend sends,
+//! settlements, management calls — runs inline, in frame order, which keeps the protocol state
+//! simple and the replies ordered. The one exception is completes: those of the frames handed
+//! over together are settled together (see `settle`), which is where a busy connection's
+//! throughput comes from.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use fe2o3_amqp_types::performatives::{
     Begin, ChannelMax, Close, End, Flow, MaxFrameSize, Open, Performative,
 };
 use fleet_bus::{BusError, BusReceiver, ReceivedMessage};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
@@ -22,8 +25,18 @@ use tokio::time::Instant;
 
 use crate::error::{AmqpError, AmqpErrorKind};
 use crate::frame::{self, RawFrame, TYPE_AMQP};
+use crate::settle::Completion;
 use crate::state::{CHANNEL_MAX, SESSION_WINDOW, Session};
 use crate::{Shared, sasl};
+
+/// Bytes the reader asks the socket for at a time: one read usually holds every frame a client
+/// wrote in one go.
+const READ_BUFFER: usize = 64 * 1024;
+/// Most frames the reader hands over at once, and the most the connection task takes together
+/// (a read plus the reads queued behind it).
+const MAX_FRAMES_AT_ONCE: usize = 512;
+/// Batches of frames the reader may queue ahead of the connection task.
+const QUEUED_READS: usize = 16;
 
 /// Results of background work, delivered to the connection task.
 pub(crate) enum Event {
@@ -64,6 +77,9 @@ pub(crate) struct Connection {
         u32,
         fe2o3_amqp_types::messaging::DeliveryState,
     )>,
+    /// Completes of the frames being processed, settled together before anything that could
+    /// observe them and at the end of the batch; always empty between batches.
+    pub completions: Vec<Completion>,
 }
 
 /// Runs one accepted connection to its end. Errors close this connection only.
@@ -78,19 +94,36 @@ pub(crate) async fn run(
         .await
         .map_err(|_| AmqpError::new(AmqpErrorKind::IdleTimeout, "handshake timed out"))??;
 
-    let (mut read_half, write_half) = stream.into_split();
-    let (frame_tx, mut frames) = mpsc::channel::<Result<RawFrame, AmqpError>>(64);
+    let (read_half, write_half) = stream.into_split();
+    let (frame_tx, mut frames) = mpsc::channel::<Result<Vec<RawFrame>, AmqpError>>(QUEUED_READS);
     let max_frame = shared.options.max_frame_size;
     let reader = tokio::spawn(async move {
+        let mut input = BufReader::with_capacity(READ_BUFFER, read_half);
+        let mut batch = Vec::new();
         loop {
-            let frame = frame::read_frame(&mut read_half, max_frame).await;
-            let stop = !matches!(frame, Ok(Some(_)));
-            let message = match frame {
-                Ok(Some(f)) => Ok(f),
-                Ok(None) => break,
-                Err(err) => Err(err),
+            let (ended, failure) = match frame::read_frame(&mut input, max_frame).await {
+                Ok(Some(f)) => {
+                    batch.push(f);
+                    (false, None)
+                }
+                Ok(None) => (true, None),
+                Err(err) => (true, Some(err)),
             };
-            if frame_tx.send(message).await.is_err() || stop {
+            // Hand over what this read held once no further whole frame is buffered: waiting
+            // for the rest of a frame must not hold back the frames already complete.
+            let more = !ended
+                && batch.len() < MAX_FRAMES_AT_ONCE
+                && frame::holds_whole_frame(input.buffer());
+            if !more
+                && !batch.is_empty()
+                && frame_tx.send(Ok(std::mem::take(&mut batch))).await.is_err()
+            {
+                break;
+            }
+            if let Some(err) = failure {
+                let _ = frame_tx.send(Err(err)).await;
+            }
+            if ended {
                 break;
             }
         }
@@ -111,6 +144,7 @@ pub(crate) async fn run(
         opened: false,
         last_write: Instant::now(),
         settlements: std::collections::VecDeque::new(),
+        completions: Vec::new(),
     };
 
     let idle = conn.shared.options.idle_timeout;
@@ -123,10 +157,10 @@ pub(crate) async fn run(
             None => Instant::now() + Duration::from_secs(3600),
         };
         let outcome = tokio::select! {
-            frame = frames.recv() => match frame {
-                Some(Ok(frame)) => {
+            batch = frames.recv() => match batch {
+                Some(Ok(batch)) => {
                     last_heard = Instant::now();
-                    conn.on_frame(frame, &mut heartbeat_every).await
+                    conn.on_frames(batch, &mut frames, &mut heartbeat_every).await
                 }
                 Some(Err(err)) => Err(err),
                 None => break Ok(()),
@@ -241,6 +275,46 @@ impl Connection {
         let _ = self.flush().await;
     }
 
+    /// Processes the frames of one read, plus those of reads queued behind it, then settles
+    /// the completes they carried. What was settled before an error is still answered.
+    async fn on_frames(
+        &mut self,
+        mut batch: Vec<RawFrame>,
+        queued: &mut mpsc::Receiver<Result<Vec<RawFrame>, AmqpError>>,
+        heartbeat_every: &mut Option<Duration>,
+    ) -> Result<Next, AmqpError> {
+        let mut failure = None;
+        while batch.len() < MAX_FRAMES_AT_ONCE {
+            match queued.try_recv() {
+                Ok(Ok(more)) => batch.extend(more),
+                Ok(Err(err)) => {
+                    failure = Some(err);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let mut next = Next::Continue;
+        for frame in batch {
+            match self.on_frame(frame, heartbeat_every).await {
+                Ok(Next::Continue) => {}
+                Ok(Next::Closed) => {
+                    next = Next::Closed;
+                    break;
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        let settled = self.settle_completions().await;
+        match failure {
+            Some(err) => Err(err),
+            None => settled.map(|()| next),
+        }
+    }
+
     async fn on_frame(
         &mut self,
         frame: RawFrame,
@@ -256,6 +330,10 @@ impl Connection {
         tracing::trace!(channel, ?perf, "frame in");
         if !self.opened && !matches!(perf, Performative::Open(_)) {
             return Err(AmqpError::protocol("the first frame must be open"));
+        }
+        // Whatever is not a disposition or a flow may observe the recorded completes.
+        if !matches!(perf, Performative::Disposition(_) | Performative::Flow(_)) {
+            self.settle_completions().await?;
         }
         match perf {
             Performative::Open(open) => {

@@ -79,6 +79,15 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     }))
 }
 
+/// Whether `buffered` starts with a whole frame, so reading the next frame needs no more input.
+pub(crate) fn holds_whole_frame(buffered: &[u8]) -> bool {
+    let Some(header) = buffered.get(..HEADER_LEN) else {
+        return false;
+    };
+    let size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    buffered.len() >= size
+}
+
 /// Splits an AMQP frame body into its performative and payload; `None` for a heartbeat.
 pub(crate) fn decode_amqp(body: &Bytes) -> Result<Option<(Performative, Bytes)>, AmqpError> {
     if body.is_empty() {
@@ -181,6 +190,15 @@ mod tests {
         ] {
             assert!(decode_amqp(&Bytes::copy_from_slice(body)).is_err());
         }
+    }
+
+    #[test]
+    fn a_frame_is_whole_only_once_all_its_bytes_are_buffered() {
+        let bytes = encode_frame(TYPE_AMQP, 0, &[b"body"]);
+        assert!(holds_whole_frame(&bytes));
+        assert!(!holds_whole_frame(&bytes[..bytes.len() - 1]));
+        assert!(!holds_whole_frame(&bytes[..HEADER_LEN - 1]));
+        assert!(!holds_whole_frame(&[]));
     }
 
     #[test]

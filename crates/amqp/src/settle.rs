@@ -1,17 +1,27 @@
 //! Settlement of peek-lock deliveries: the client's dispositions (and `update-disposition`)
 //! become complete / abandon / dead-letter / defer on the receiver that issued the lock, and the
 //! client gets the settling disposition Service Bus sends.
+//!
+//! Completes are coalesced. A client settles one delivery per disposition frame, and one engine
+//! settle per frame costs a storage commit each, which is what bounded a connection's throughput.
+//! So a complete is only recorded ([`Completion`]) while the frames of one read are processed,
+//! and the recorded ones are settled together — one `complete_many` per backend receiver — before
+//! any frame that could observe them (everything but dispositions and flows) and at the end of
+//! the read. Each delivery still gets its own outcome: a lost lock fails that delivery alone.
+
+use std::sync::Arc;
 
 use fe2o3_amqp_types::definitions::{self, AmqpError as Condition, ErrorCondition, Role};
-use fe2o3_amqp_types::messaging::{DeliveryState, Modified, Rejected};
+use fe2o3_amqp_types::messaging::{Accepted, DeliveryState, Modified, Rejected};
 use fe2o3_amqp_types::performatives::{Disposition, Performative};
 use fe2o3_amqp_types::primitives::{Symbol, Value};
-use fleet_bus::{BusErrorKind, DeadLetterOptions};
+use fleet_bus::{BusErrorKind, BusReceiver, DeadLetterOptions, ReceivedMessage};
 use uuid::Uuid;
 
 use crate::connection::Connection;
 use crate::convert;
 use crate::error::AmqpError;
+use crate::locks::Lock;
 
 /// What a client asks for when it settles a delivery, in port terms.
 #[derive(Debug, Clone)]
@@ -22,8 +32,35 @@ pub(crate) enum Settlement {
     Defer,
 }
 
+/// A complete a client asked for that waits for the rest of its read to be settled with it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Completion {
+    channel: u16,
+    delivery_id: u32,
+    token: Uuid,
+    /// The client left the delivery unsettled and waits for our settling disposition.
+    reply: bool,
+}
+
+/// The settling disposition owed for one delivery.
+struct Reply {
+    channel: u16,
+    delivery_id: u32,
+    outcome: DeliveryState,
+}
+
+/// Locks of one backend receiver, completed in one call.
+struct Group {
+    receiver: Arc<dyn BusReceiver>,
+    /// Per message: its index among the tokens asked for, its token and connection.
+    entries: Vec<(usize, Uuid, u64)>,
+    messages: Vec<ReceivedMessage>,
+}
+
 impl Connection {
-    /// A client settled (or asked to settle) deliveries we sent.
+    /// A client settled (or asked to settle) deliveries we sent. Completes are recorded for
+    /// [`settle_completions`](Self::settle_completions); any other outcome first settles what
+    /// was recorded, so settlements reach the backend in the order the client sent them.
     pub(crate) async fn on_disposition(
         &mut self,
         channel: u16,
@@ -48,33 +85,151 @@ impl Connection {
             let Some(token) = self.session(channel)?.unsettled.remove(&delivery_id) else {
                 continue;
             };
-            let Some(state) = disposition.state.clone() else {
+            let Some(state) = disposition.state.as_ref() else {
                 continue;
             };
-            let Some(settlement) = settlement_of(&state) else {
+            let Some(settlement) = settlement_of(state) else {
                 continue;
             };
-            let outcome = match self.settle(token, settlement).await {
-                Ok(()) => echo(&state),
-                Err(kind) => DeliveryState::Rejected(Rejected {
-                    error: Some(definitions::Error::new(
-                        bus_condition(kind),
-                        Some(format!("settling lock token {token} failed: {kind}")),
-                        None,
-                    )),
-                }),
-            };
-            if !disposition.settled {
-                let reply = Disposition {
-                    role: Role::Sender,
-                    first: delivery_id,
-                    last: None,
-                    settled: true,
-                    state: Some(outcome),
-                    batchable: false,
-                };
-                self.send(channel, Performative::Disposition(reply)).await?;
+            if matches!(settlement, Settlement::Complete) {
+                self.completions.push(Completion {
+                    channel,
+                    delivery_id,
+                    token,
+                    reply: !disposition.settled,
+                });
+                continue;
             }
+            self.settle_completions().await?;
+            let outcome = outcome_of(state, token, self.settle(token, settlement).await);
+            if !disposition.settled {
+                self.send_replies(vec![Reply {
+                    channel,
+                    delivery_id,
+                    outcome,
+                }])
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles the recorded completes, one `complete_many` per backend receiver, and sends the
+    /// settling dispositions owed for them.
+    pub(crate) async fn settle_completions(&mut self) -> Result<(), AmqpError> {
+        if self.completions.is_empty() {
+            return Ok(());
+        }
+        let completions = std::mem::take(&mut self.completions);
+        let tokens: Vec<Uuid> = completions.iter().map(|c| c.token).collect();
+        let results = self.complete_tokens(&tokens).await;
+        let accepted = DeliveryState::Accepted(Accepted {});
+        let replies = completions
+            .iter()
+            .zip(results)
+            .filter(|(c, _)| c.reply)
+            .map(|(c, result)| Reply {
+                channel: c.channel,
+                delivery_id: c.delivery_id,
+                outcome: outcome_of(&accepted, c.token, result),
+            })
+            .collect();
+        self.send_replies(replies).await
+    }
+
+    /// Completes lock tokens, one result per token in order. Tokens of one backend receiver go
+    /// in one `complete_many`; a token already settled succeeds, an unknown one has lost its
+    /// lock, and a failure that leaves the lock valid puts it back for another try.
+    async fn complete_tokens(&self, tokens: &[Uuid]) -> Vec<Result<(), BusErrorKind>> {
+        let locks = &self.shared.locks;
+        let mut results = vec![Ok(()); tokens.len()];
+        let mut groups: Vec<Group> = Vec::new();
+        for (index, token) in tokens.iter().enumerate() {
+            let Some(lock) = locks.take(token) else {
+                if !locks.was_settled(token) {
+                    results[index] = Err(BusErrorKind::MessageLockLost);
+                }
+                continue;
+            };
+            let Lock {
+                receiver,
+                message,
+                connection,
+            } = lock;
+            // Same receiver object, whatever its vtable pointer: compare the data pointers.
+            let same = |g: &&mut Group| {
+                std::ptr::eq(
+                    Arc::as_ptr(&g.receiver).cast::<()>(),
+                    Arc::as_ptr(&receiver).cast::<()>(),
+                )
+            };
+            let group = match groups.iter_mut().find(same) {
+                Some(group) => group,
+                None => {
+                    groups.push(Group {
+                        receiver,
+                        entries: Vec::new(),
+                        messages: Vec::new(),
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            group.entries.push((index, *token, connection));
+            group.messages.push(message);
+        }
+        for group in groups {
+            let outcomes = group.receiver.complete_many(&group.messages).await;
+            // An adapter answering short is a bug there; the unanswered keep their locks.
+            let outcomes = outcomes
+                .into_iter()
+                .map(|r| r.map_err(|e| e.kind()))
+                .chain(std::iter::repeat(Err(BusErrorKind::Other)));
+            let entries = group.entries.into_iter().zip(group.messages);
+            for (((index, token, connection), message), outcome) in entries.zip(outcomes) {
+                match outcome {
+                    Ok(()) => locks.settled(token),
+                    Err(BusErrorKind::MessageLockLost) => {}
+                    Err(_) => locks.insert(
+                        token,
+                        Lock {
+                            receiver: group.receiver.clone(),
+                            message,
+                            connection,
+                        },
+                    ),
+                }
+                results[index] = outcome;
+            }
+        }
+        results
+    }
+
+    /// Sends settling dispositions, one frame per run of consecutive delivery ids on a channel
+    /// that were all accepted (AMQP's first..last range), one frame for each other outcome.
+    async fn send_replies(&mut self, mut replies: Vec<Reply>) -> Result<(), AmqpError> {
+        replies.sort_by_key(|r| (r.channel, r.delivery_id));
+        let mut replies = replies.into_iter().peekable();
+        while let Some(reply) = replies.next() {
+            let mut last = reply.delivery_id;
+            if matches!(reply.outcome, DeliveryState::Accepted(_)) {
+                while let Some(next) = replies.next_if(|n| {
+                    n.channel == reply.channel
+                        && Some(n.delivery_id) == last.checked_add(1)
+                        && matches!(n.outcome, DeliveryState::Accepted(_))
+                }) {
+                    last = next.delivery_id;
+                }
+            }
+            let disposition = Disposition {
+                role: Role::Sender,
+                first: reply.delivery_id,
+                last: (last != reply.delivery_id).then_some(last),
+                settled: true,
+                state: Some(reply.outcome),
+                batchable: false,
+            };
+            self.send(reply.channel, Performative::Disposition(disposition))
+                .await?;
         }
         Ok(())
     }
@@ -114,6 +269,25 @@ impl Connection {
                 Err(err.kind())
             }
         }
+    }
+}
+
+/// The settling outcome of a delivery the client settled with `state`: its echo, or `rejected`
+/// with the Service Bus condition of the failure.
+fn outcome_of(
+    state: &DeliveryState,
+    token: Uuid,
+    result: Result<(), BusErrorKind>,
+) -> DeliveryState {
+    match result {
+        Ok(()) => echo(state),
+        Err(kind) => DeliveryState::Rejected(Rejected {
+            error: Some(definitions::Error::new(
+                bus_condition(kind),
+                Some(format!("settling lock token {token} failed: {kind}")),
+                None,
+            )),
+        }),
     }
 }
 

@@ -1,20 +1,31 @@
 //! Connection-level behaviour with a raw peer: heartbeats, idle timeout, multi-frame
-//! deliveries and the message size bound.
+//! deliveries, the message size bound, and completes coalesced across one read.
 
 mod support;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fe2o3_amqp_types::definitions::{AmqpError as Condition, ErrorCondition, Handle};
-use fe2o3_amqp_types::messaging::{Data, DeliveryState};
-use fe2o3_amqp_types::performatives::{ChannelMax, MaxFrameSize, Open, Performative, Transfer};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fe2o3_amqp_types::definitions::{
+    AmqpError as Condition, ErrorCondition, Handle, ReceiverSettleMode, Role, SenderSettleMode,
+};
+use fe2o3_amqp_types::messaging::{Accepted, Data, DeliveryState, Source, Target, TargetArchetype};
+use fe2o3_amqp_types::performatives::{
+    Attach, ChannelMax, Disposition, Flow, MaxFrameSize, Open, Performative, Transfer,
+};
 use fe2o3_amqp_types::primitives::Symbol;
 use fleet_amqp::ListenerOptions;
-use fleet_bus::{Bus, EntityPath, ReceiveOptions};
+use fleet_bus::{
+    Bus, BusError, BusReceiver, BusSender, DeadLetterOptions, EntityPath, Message, PropertyValue,
+    ReceiveOptions, ReceivedMessage,
+};
 use serde_bytes::ByteBuf;
 use support::{Harness, raw};
 use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
 
 fn open(idle_ms: Option<u32>) -> Performative {
     Performative::Open(Open {
@@ -175,4 +186,295 @@ async fn a_delivery_over_the_message_size_is_rejected_with_message_size_exceeded
         ErrorCondition::Custom(Symbol::from("com.microsoft:message-size-exceeded"))
     );
     harness.stop().await;
+}
+
+/// A backend that records every settlement the listener asks of the engine behind it.
+struct Recording {
+    inner: Arc<dyn Bus>,
+    calls: Arc<Mutex<Vec<Settled>>>,
+}
+
+/// One settlement call and the lock tokens it named.
+#[derive(Debug, Clone, PartialEq)]
+enum Settled {
+    One(&'static str, Option<Uuid>),
+    Many(Vec<Option<Uuid>>),
+}
+
+struct RecordingReceiver {
+    inner: Box<dyn BusReceiver>,
+    calls: Arc<Mutex<Vec<Settled>>>,
+}
+
+#[async_trait]
+impl Bus for Recording {
+    async fn sender(&self, entity: &str) -> Result<Box<dyn BusSender>, BusError> {
+        self.inner.sender(entity).await
+    }
+
+    async fn receiver(
+        &self,
+        entity: &EntityPath,
+        options: ReceiveOptions,
+    ) -> Result<Box<dyn BusReceiver>, BusError> {
+        Ok(Box::new(RecordingReceiver {
+            inner: self.inner.receiver(entity, options).await?,
+            calls: self.calls.clone(),
+        }))
+    }
+}
+
+impl RecordingReceiver {
+    fn record(&self, call: Settled) {
+        self.calls.lock().expect("calls").push(call);
+    }
+}
+
+#[async_trait]
+impl BusReceiver for RecordingReceiver {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedMessage>, BusError> {
+        self.inner.receive(max, wait).await
+    }
+
+    async fn complete(&self, m: &ReceivedMessage) -> Result<(), BusError> {
+        self.record(Settled::One("complete", m.lock_token));
+        self.inner.complete(m).await
+    }
+
+    async fn complete_many(&self, ms: &[ReceivedMessage]) -> Vec<Result<(), BusError>> {
+        self.record(Settled::Many(ms.iter().map(|m| m.lock_token).collect()));
+        self.inner.complete_many(ms).await
+    }
+
+    async fn abandon(
+        &self,
+        m: &ReceivedMessage,
+        properties: BTreeMap<String, PropertyValue>,
+    ) -> Result<(), BusError> {
+        self.record(Settled::One("abandon", m.lock_token));
+        self.inner.abandon(m, properties).await
+    }
+
+    async fn dead_letter(
+        &self,
+        m: &ReceivedMessage,
+        options: DeadLetterOptions,
+    ) -> Result<(), BusError> {
+        self.record(Settled::One("dead_letter", m.lock_token));
+        self.inner.dead_letter(m, options).await
+    }
+
+    async fn defer(&self, m: &ReceivedMessage) -> Result<(), BusError> {
+        self.record(Settled::One("defer", m.lock_token));
+        self.inner.defer(m).await
+    }
+
+    async fn receive_deferred(&self, numbers: &[i64]) -> Result<Vec<ReceivedMessage>, BusError> {
+        self.inner.receive_deferred(numbers).await
+    }
+
+    async fn renew_lock(&self, m: &ReceivedMessage) -> Result<DateTime<Utc>, BusError> {
+        self.inner.renew_lock(m).await
+    }
+
+    async fn peek(&self, from: Option<i64>, max: usize) -> Result<Vec<ReceivedMessage>, BusError> {
+        self.inner.peek(from, max).await
+    }
+
+    async fn close(&self) -> Result<(), BusError> {
+        self.inner.close().await
+    }
+}
+
+fn disposition(first: u32, last: Option<u32>, settled: bool) -> Performative {
+    Performative::Disposition(Disposition {
+        role: Role::Receiver,
+        first,
+        last,
+        settled,
+        state: Some(DeliveryState::Accepted(Accepted {})),
+        batchable: false,
+    })
+}
+
+/// Six peek-lock deliveries are completed by dispositions written in one go — single,
+/// first..last range, settled (no answer wanted) and unsettled — while the lock of one inside
+/// the range was lost. The listener settles all six in one `complete_many`, each exactly once,
+/// answers the five unsettled ones each exactly once, and fails only the one that lost its lock.
+#[tokio::test]
+async fn completes_written_together_settle_once_each_in_one_call_and_fail_only_the_lost_lock() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let recorded = calls.clone();
+    let harness = Harness::start_with("127.0.0.44", ListenerOptions::default(), move |inner| {
+        Arc::new(Recording {
+            inner,
+            calls: recorded,
+        })
+    })
+    .await;
+    let engine: Arc<dyn Bus> = harness.bus.clone();
+    let sender = engine.sender("q1").await.unwrap();
+    sender
+        .send_batch((0..6).map(|i| Message::new(format!("m{i}"))).collect())
+        .await
+        .unwrap();
+
+    let mut stream = raw::open_session(harness.addr).await;
+    let attach = Performative::Attach(Attach {
+        name: "raw-receiver".into(),
+        handle: Handle(0),
+        role: Role::Receiver,
+        snd_settle_mode: SenderSettleMode::Unsettled,
+        rcv_settle_mode: ReceiverSettleMode::Second,
+        source: Some(Box::new(Source::builder().address("q1").build())),
+        target: Some(Box::new(TargetArchetype::Target(
+            Target::builder().address("raw").build(),
+        ))),
+        unsettled: None,
+        incomplete_unsettled: false,
+        initial_delivery_count: None,
+        max_message_size: None,
+        offered_capabilities: None,
+        desired_capabilities: None,
+        properties: None,
+    });
+    stream
+        .write_all(&raw::perf_frame(0, &attach))
+        .await
+        .unwrap();
+    stream
+        .write_all(&raw::perf_frame(0, &flow(6, false)))
+        .await
+        .unwrap();
+    // Delivery id → lock token (the tag is the token in .NET GUID byte order).
+    let mut delivered = BTreeMap::new();
+    while delivered.len() < 6 {
+        match tokio::time::timeout(Duration::from_secs(5), raw::read_perf(&mut stream))
+            .await
+            .expect("six deliveries within 5 s")
+        {
+            Some(Performative::Transfer(t)) => {
+                let tag: [u8; 16] = t.delivery_tag.expect("a tag")[..].try_into().unwrap();
+                delivered.insert(t.delivery_id.expect("an id"), Uuid::from_bytes_le(tag));
+            }
+            Some(Performative::Attach(_) | Performative::Flow(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let ids: Vec<u32> = delivered.keys().copied().collect();
+    assert_eq!(
+        ids,
+        (ids[0]..ids[0] + 6).collect::<Vec<_>>(),
+        "consecutive ids"
+    );
+    let lost = ids[2];
+    // Settled elsewhere first (as after a lock expiry and redelivery): the listener still holds
+    // the token, the engine no longer does.
+    let elsewhere = engine
+        .receiver(&EntityPath::queue("q1"), ReceiveOptions::peek_lock())
+        .await
+        .unwrap();
+    let stale = ReceivedMessage {
+        lock_token: Some(delivered[&lost]),
+        ..ReceivedMessage::default()
+    };
+    elsewhere.complete(&stale).await.unwrap();
+
+    let mut burst = Vec::new();
+    for perf in [
+        disposition(ids[0], None, false),
+        disposition(ids[1], Some(ids[3]), false),
+        disposition(ids[4], None, true),
+        disposition(ids[5], None, false),
+    ] {
+        burst.extend(raw::perf_frame(0, &perf));
+    }
+    stream.write_all(&burst).await.unwrap();
+
+    let mut answers: BTreeMap<u32, Vec<DeliveryState>> = BTreeMap::new();
+    let mut ranges = 0;
+    let mut record = |d: Disposition| {
+        assert!(d.settled, "the listener's answer settles: {d:?}");
+        assert_eq!(d.role, Role::Sender);
+        let last = d.last.unwrap_or(d.first);
+        ranges += usize::from(last != d.first);
+        for id in d.first..=last {
+            answers
+                .entry(id)
+                .or_default()
+                .push(d.state.clone().expect("a state"));
+        }
+        answers.len()
+    };
+    while let Some(d) = next_answer(&mut stream).await {
+        if record(d) == 5 {
+            break;
+        }
+    }
+    // Whatever else the burst is owed is written before a later flow's echo.
+    stream
+        .write_all(&raw::perf_frame(0, &flow(0, true)))
+        .await
+        .unwrap();
+    while let Some(d) = next_answer(&mut stream).await {
+        record(d);
+    }
+    let answered: Vec<u32> = answers.keys().copied().collect();
+    assert_eq!(answered, vec![ids[0], ids[1], ids[2], ids[3], ids[5]]);
+    for (id, states) in &answers {
+        assert_eq!(states.len(), 1, "delivery {id} answered once: {states:?}");
+        match &states[0] {
+            DeliveryState::Rejected(rejected) if *id == lost => assert_eq!(
+                rejected.error.as_ref().expect("an error").condition,
+                ErrorCondition::Custom(Symbol::from("com.microsoft:message-lock-lost"))
+            ),
+            DeliveryState::Accepted(_) if *id != lost => {}
+            other => panic!("delivery {id}: unexpected {other:?}"),
+        }
+    }
+    assert!(
+        ranges > 0,
+        "consecutive accepted deliveries share one answer"
+    );
+    let tokens: Vec<Option<Uuid>> = delivered.values().map(|t| Some(*t)).collect();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec![Settled::Many(tokens)],
+        "one engine call settled all six, each once"
+    );
+    let left = elsewhere.peek(Some(0), 10).await.unwrap();
+    assert!(left.is_empty(), "every message is gone: {left:?}");
+    harness.stop().await;
+}
+
+/// The next disposition, or `None` at a session flow (the answer to an echo).
+async fn next_answer(stream: &mut tokio::net::TcpStream) -> Option<Disposition> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), raw::read_perf(stream))
+            .await
+            .expect("an answer within 5 s")
+        {
+            Some(Performative::Disposition(d)) => return Some(d),
+            Some(Performative::Flow(f)) if f.handle.is_none() => return None,
+            Some(Performative::Flow(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A flow on handle 0 granting `credit`, or a session flow asking for an echo.
+fn flow(credit: u32, echo: bool) -> Performative {
+    Performative::Flow(Flow {
+        next_incoming_id: Some(1),
+        incoming_window: 1_000,
+        next_outgoing_id: 0,
+        outgoing_window: 1_000,
+        handle: (!echo).then_some(Handle(0)),
+        delivery_count: (!echo).then_some(0),
+        link_credit: (!echo).then_some(credit),
+        available: None,
+        drain: false,
+        echo,
+        properties: None,
+    })
 }

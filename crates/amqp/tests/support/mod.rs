@@ -45,6 +45,16 @@ pub fn topology() -> Topology {
 impl Harness {
     /// Starts on `ip`:5672 (the Rust client ignores ports, so each test has its own address).
     pub async fn start(ip: &str, options: ListenerOptions) -> Harness {
+        Self::start_with(ip, options, |bus| bus).await
+    }
+
+    /// Like [`start`](Self::start), with the listener serving `backend(engine)` — a wrapper
+    /// that observes or alters what the listener asks of the engine. `bus` stays the engine.
+    pub async fn start_with(
+        ip: &str,
+        options: ListenerOptions,
+        backend: impl FnOnce(Arc<dyn fleet_bus::Bus>) -> Arc<dyn fleet_bus::Bus>,
+    ) -> Harness {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -67,7 +77,7 @@ impl Harness {
             .expect("bind the listener");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let backend: Arc<dyn fleet_bus::Bus> = bus.clone();
+        let backend = backend(bus.clone());
         let task = tokio::spawn(serve(listener, backend, options, async {
             let _ = stopped.await;
         }));
