@@ -259,8 +259,13 @@ fn spawn_puller(
             // take a message nobody can be given (receive-and-delete) or lock one and bump its
             // delivery count when it is handed back (peek-lock). Only the engine's commit of a
             // take is not interruptible this way, a window of a few milliseconds.
+            //
+            // The link's end is looked at first: when it and newly sent messages wake the pull
+            // together (a receiver closed just before the next send), polling the pull first
+            // would take and lock those messages, and dropping it mid-commit would leave them
+            // locked for a whole lock duration.
             let result = tokio::select! {
-                result = receiver.receive(request.max, request.wait) => result,
+                biased;
                 more = rx.recv() => match more {
                     None => break,
                     Some(replacement) => {
@@ -268,6 +273,7 @@ fn spawn_puller(
                         continue;
                     }
                 },
+                result = receiver.receive(request.max, request.wait) => result,
             };
             let event = Event::Pulled {
                 channel,
