@@ -3,6 +3,7 @@
 //! it was made on, so after a reconnect stale links are re-created on the next call.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use azservicebus::core::BasicRetryPolicy;
@@ -19,27 +20,27 @@ use crate::error::{Op, classify, needs_reconnect};
 
 pub(crate) type Client = ServiceBusClient<BasicRetryPolicy>;
 
-/// The client and the generation it belongs to.
+/// The client.
 struct State {
     // `None` after a connection error until the next call reconnects.
     client: Option<Client>,
-    // Bumped whenever the client is dropped; links made on an older one are stale.
-    generation: u64,
 }
 
 pub(crate) struct Connection {
     pub(crate) config: ServiceBusConfig,
     state: Mutex<State>,
+    // Bumped (under the `state` lock) whenever the client is dropped; links made on an older
+    // one are stale. Atomic so that every settle can read it without queueing behind an
+    // attach or a reconnect holding the lock.
+    generation: AtomicU64,
 }
 
 impl Connection {
     pub(crate) fn new(config: ServiceBusConfig) -> Arc<Self> {
         Arc::new(Self {
             config,
-            state: Mutex::new(State {
-                client: None,
-                generation: 0,
-            }),
+            state: Mutex::new(State { client: None }),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -105,11 +106,11 @@ impl Connection {
     /// Drops the client if it is still `generation`, so the next call reconnects.
     pub(crate) async fn invalidate(&self, generation: u64) {
         let mut state = self.state.lock().await;
-        if state.generation == generation {
+        if self.generation() == generation {
             if let Some(client) = state.client.take() {
                 dispose_later(client);
             }
-            state.generation += 1;
+            self.generation.fetch_add(1, Ordering::AcqRel);
             tracing::warn!(
                 namespace = self.config.namespace(),
                 "Service Bus connection dropped; reconnecting on next use"
@@ -118,8 +119,8 @@ impl Connection {
     }
 
     /// The current generation (links remember it).
-    pub(crate) async fn generation(&self) -> u64 {
-        self.state.lock().await.generation
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Attaches the link `spec` with the current client, reconnecting with backoff on
@@ -130,7 +131,7 @@ impl Connection {
         loop {
             let result = {
                 let mut state = self.state.lock().await;
-                let generation = state.generation;
+                let generation = self.generation();
                 let client = match state.client.take() {
                     Some(c) => Ok(c),
                     None => self.open().await,
@@ -152,7 +153,7 @@ impl Connection {
                             if let Some(client) = state.client.take() {
                                 dispose_later(client);
                             }
-                            state.generation += 1;
+                            self.generation.fetch_add(1, Ordering::AcqRel);
                         }
                         outcome
                     }
@@ -210,7 +211,7 @@ impl Connection {
     /// Closes the client (at shutdown).
     pub(crate) async fn close(&self) -> Result<(), BusError> {
         let mut state = self.state.lock().await;
-        state.generation += 1;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(client) = state.client.take() {
             let what = format!("closing the connection to {}", self.config.namespace());
             match tokio::time::timeout(self.config.operation_timeout, client.dispose()).await {

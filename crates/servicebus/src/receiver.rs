@@ -144,7 +144,7 @@ impl SbReceiver {
     }
 
     /// Takes the message held under `m`'s token, or says why its lock is lost.
-    async fn take_held(&self, m: &ReceivedMessage, what: &str) -> Result<Held, BusError> {
+    fn take_held(&self, m: &ReceivedMessage, what: &str) -> Result<Held, BusError> {
         self.check_open()?;
         let Some(token) = m.lock_token else {
             return Err(BusError::lock_lost(format!(
@@ -163,7 +163,7 @@ impl SbReceiver {
                 "{what}: the lock of token {token} expired at {until}"
             )));
         }
-        if held.generation != self.conn.generation().await {
+        if held.generation != self.conn.generation() {
             return Err(BusError::lock_lost(format!(
                 "{what}: the link that received token {token} was lost; the message returns when its lock expires"
             )));
@@ -206,7 +206,7 @@ macro_rules! on_link {
             }
             let result = {
                 let mut guard = $self.link.lock().await;
-                let current = $self.conn.generation().await;
+                let current = $self.conn.generation();
                 if guard.as_ref().is_some_and(|(_, g)| *g != current) {
                     dispose_later(guard.take());
                 }
@@ -247,7 +247,7 @@ macro_rules! on_link {
 /// Settles the message held under `$m`'s token with `$body` (using `$link` and `$msg`).
 macro_rules! settle {
     ($self:ident, $m:expr, $what:expr, |$link:ident, $msg:ident| $body:expr) => {{
-        let held = $self.take_held($m, $what).await?;
+        let held = $self.take_held($m, $what)?;
         let token = $m.lock_token.unwrap_or_default();
         let held_generation = held.generation;
         let $msg = &held.message;
@@ -350,6 +350,63 @@ impl BusReceiver for SbReceiver {
             m.sequence_number, self.path
         );
         settle!(self, m, &what, |link, msg| link.complete_message(msg))
+    }
+
+    /// One link acquisition for the whole burst instead of one per message; azservicebus still
+    /// writes one disposition per message (it has no range form), which the listener coalesces.
+    async fn complete_many(&self, ms: &[ReceivedMessage]) -> Vec<Result<(), BusError>> {
+        let what = |m: &ReceivedMessage| {
+            format!(
+                "complete message {} on \"{}\"",
+                m.sequence_number, self.path
+            )
+        };
+        let mut results: Vec<Option<Result<(), BusError>>> = Vec::with_capacity(ms.len());
+        let mut taken = Vec::with_capacity(ms.len());
+        for (index, m) in ms.iter().enumerate() {
+            match self.take_held(m, &what(m)) {
+                Ok(held) => {
+                    results.push(None);
+                    taken.push((index, m.lock_token.unwrap_or_default(), held));
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        if taken.is_empty() {
+            return results.into_iter().flatten().collect();
+        }
+        let burst = format!("complete {} messages on \"{}\"", taken.len(), self.path);
+        // How many of `taken` were dealt with, and on which link generation: a failure stops
+        // the burst at the message that failed.
+        let mut sent = 0usize;
+        let mut on_generation = None;
+        let outcome: Result<(), BusError> =
+            on_link!(self, &burst, Op::Receive, false, |link, generation| {
+                async {
+                    on_generation = Some(generation);
+                    for (_, _, held) in &taken[sent..] {
+                        // A message of an earlier link cannot be settled on this one.
+                        if held.generation == generation {
+                            link.complete_message(&held.message).await?;
+                        }
+                        sent += 1;
+                    }
+                    Ok(())
+                }
+            });
+        for (position, (index, token, held)) in taken.into_iter().enumerate() {
+            let m = &ms[index];
+            let result = match &outcome {
+                Err(e) if position >= sent => Err(BusError::new(e.kind(), e.message().to_owned())),
+                _ if on_generation == Some(held.generation) => Ok(()),
+                _ => Err(BusError::lock_lost(format!(
+                    "{}: the link that received the message was lost",
+                    what(m)
+                ))),
+            };
+            results[index] = Some(self.finish_settle(token, held, result, &what(m)));
+        }
+        results.into_iter().flatten().collect()
     }
 
     async fn abandon(

@@ -30,7 +30,7 @@ macro_rules! on_link {
         loop {
             let result = {
                 let mut guard = $self.link.lock().await;
-                let current = $self.conn.generation().await;
+                let current = $self.conn.generation();
                 if guard.as_ref().is_some_and(|(_, g)| *g != current) {
                     dispose_later(guard.take());
                 }

@@ -283,3 +283,63 @@ async fn a_waiting_receive_does_not_hold_up_settlement_on_the_same_receiver() {
     );
     assert!(waited.unwrap().is_empty(), "nothing else was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_many_settles_each_held_message_once_and_fails_only_one_already_settled() {
+    let harness = Harness::start(
+        "127.0.0.226",
+        conformance_topology(),
+        ListenerOptions::default(),
+    )
+    .await;
+    let bus = harness.bus();
+    let sender = step("sender", bus.sender(QUEUE)).await.unwrap();
+    let batch = (0..5).map(|i| Message::new(format!("m{i}"))).collect();
+    step("send", sender.send_batch(batch)).await.unwrap();
+    let receiver = step(
+        "receiver",
+        bus.receiver(&EntityPath::queue(QUEUE), ReceiveOptions::peek_lock()),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let more = step(
+            "receive",
+            receiver.receive(5 - got.len(), Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+        got.extend(more);
+    }
+    step("complete one alone", receiver.complete(&got[1]))
+        .await
+        .unwrap();
+
+    let results = step("complete_many", receiver.complete_many(&got)).await;
+    let kinds: Vec<_> = results
+        .iter()
+        .map(|r| r.as_ref().map_err(|e| e.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            Ok(&()),
+            Err(BusErrorKind::MessageLockLost),
+            Ok(&()),
+            Ok(&()),
+            Ok(&())
+        ]
+    );
+    // The broker's view: the listener settles a connection's dispositions before it handles a
+    // later management request on it, so this peek sees what is left.
+    let left = step("peek", receiver.peek(Some(0), 10)).await.unwrap();
+    assert!(left.is_empty(), "every message is completed: {left:?}");
+    let again = step("complete_many again", receiver.complete_many(&got)).await;
+    assert!(
+        again.iter().all(|r| r
+            .as_ref()
+            .is_err_and(|e| e.kind() == BusErrorKind::MessageLockLost)),
+        "settled messages are no longer held: {again:?}"
+    );
+}
