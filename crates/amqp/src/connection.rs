@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fe2o3_amqp_types::definitions::{self, AmqpError as Condition, ConnectionError, Handle};
+use fe2o3_amqp_types::definitions::{self, AmqpError as Condition, ConnectionError, Handle, Role};
+use fe2o3_amqp_types::messaging::DeliveryState;
 use fe2o3_amqp_types::performatives::{
-    Begin, ChannelMax, Close, End, Flow, MaxFrameSize, Open, Performative,
+    Begin, ChannelMax, Close, Disposition, End, Flow, MaxFrameSize, Open, Performative,
 };
 use fleet_bus::{BusError, BusReceiver, ReceivedMessage};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
@@ -71,12 +72,7 @@ pub(crate) struct Connection {
     /// When we last wrote a frame: heartbeats are due only after a quiet half idle-timeout.
     last_write: Instant,
     /// Settled dispositions owed to clients, each due `settle_delay` after its outcome.
-    pub settlements: std::collections::VecDeque<(
-        Instant,
-        u16,
-        u32,
-        fe2o3_amqp_types::messaging::DeliveryState,
-    )>,
+    pub settlements: std::collections::VecDeque<(Instant, u16, u32, DeliveryState)>,
     /// Completes of the frames being processed, settled together before anything that could
     /// observe them and at the end of the batch; always empty between batches.
     pub completions: Vec<Completion>,
@@ -250,6 +246,44 @@ impl Connection {
         self.write_raw(&frame::encode_frame(TYPE_AMQP, channel, &[perf, payload]))
             .await
             .map(|_| ())
+    }
+
+    /// Sends settled dispositions for `(channel, delivery id, outcome)`s in our `role`, one frame
+    /// per run of consecutive ids on a channel with the same outcome (AMQP's first..last range;
+    /// a run never wraps past `u32::MAX`, which clients would read as empty). Channels whose
+    /// session has ended are skipped.
+    pub(crate) async fn send_settled(
+        &mut self,
+        role: Role,
+        items: Vec<(u16, u32, DeliveryState)>,
+    ) -> Result<(), AmqpError> {
+        let mut runs: Vec<(u16, u32, u32, DeliveryState)> = Vec::new();
+        for (channel, id, state) in items {
+            match runs.last_mut() {
+                Some((ch, _, last, st))
+                    if *ch == channel && last.checked_add(1) == Some(id) && *st == state =>
+                {
+                    *last = id;
+                }
+                _ => runs.push((channel, id, id, state)),
+            }
+        }
+        for (channel, first, last, state) in runs {
+            if !self.sessions.contains_key(&channel) {
+                continue;
+            }
+            let disposition = Disposition {
+                role: role.clone(),
+                first,
+                last: (last != first).then_some(last),
+                settled: true,
+                state: Some(state),
+                batchable: false,
+            };
+            self.send(channel, Performative::Disposition(disposition))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Best effort: tell the peer why we close (a close frame), then give up the socket.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use fe2o3_amqp_types::definitions::{self, AmqpError as Condition, ErrorCondition, Role};
 use fe2o3_amqp_types::messaging::{Accepted, DeliveryState, Modified, Rejected};
-use fe2o3_amqp_types::performatives::{Disposition, Performative};
+use fe2o3_amqp_types::performatives::Disposition;
 use fe2o3_amqp_types::primitives::{Symbol, Value};
 use fleet_bus::{BusErrorKind, BusReceiver, DeadLetterOptions, ReceivedMessage};
 use uuid::Uuid;
@@ -40,13 +40,6 @@ pub(crate) struct Completion {
     token: Uuid,
     /// The client left the delivery unsettled and waits for our settling disposition.
     reply: bool,
-}
-
-/// The settling disposition owed for one delivery.
-struct Reply {
-    channel: u16,
-    delivery_id: u32,
-    outcome: DeliveryState,
 }
 
 /// Locks of one backend receiver, completed in one call.
@@ -103,12 +96,8 @@ impl Connection {
             self.settle_completions().await?;
             let outcome = outcome_of(state, token, self.settle(token, settlement).await);
             if !disposition.settled {
-                self.send_replies(vec![Reply {
-                    channel,
-                    delivery_id,
-                    outcome,
-                }])
-                .await?;
+                self.send_settled(Role::Sender, vec![(channel, delivery_id, outcome)])
+                    .await?;
             }
         }
         Ok(())
@@ -124,17 +113,18 @@ impl Connection {
         let tokens: Vec<Uuid> = completions.iter().map(|c| c.token).collect();
         let results = self.complete_tokens(&tokens).await;
         let accepted = DeliveryState::Accepted(Accepted {});
-        let replies = completions
+        let mut replies: Vec<_> = completions
             .iter()
             .zip(results)
             .filter(|(c, _)| c.reply)
-            .map(|(c, result)| Reply {
-                channel: c.channel,
-                delivery_id: c.delivery_id,
-                outcome: outcome_of(&accepted, c.token, result),
+            .map(|(c, result)| {
+                let outcome = outcome_of(&accepted, c.token, result);
+                (c.channel, c.delivery_id, outcome)
             })
             .collect();
-        self.send_replies(replies).await
+        // In id order, so the accepted ones go out as ranges.
+        replies.sort_by_key(|(channel, id, _)| (*channel, *id));
+        self.send_settled(Role::Sender, replies).await
     }
 
     /// Completes lock tokens, one result per token in order. Tokens of one backend receiver go
@@ -157,25 +147,22 @@ impl Connection {
                 connection,
             } = lock;
             // Same receiver object, whatever its vtable pointer: compare the data pointers.
-            let same = |g: &&mut Group| {
+            let same = |g: &Group| {
                 std::ptr::eq(
                     Arc::as_ptr(&g.receiver).cast::<()>(),
                     Arc::as_ptr(&receiver).cast::<()>(),
                 )
             };
-            let group = match groups.iter_mut().find(same) {
-                Some(group) => group,
-                None => {
-                    groups.push(Group {
-                        receiver,
-                        entries: Vec::new(),
-                        messages: Vec::new(),
-                    });
-                    groups.last_mut().expect("just pushed")
-                }
-            };
-            group.entries.push((index, *token, connection));
-            group.messages.push(message);
+            let at = groups.iter().position(same).unwrap_or_else(|| {
+                groups.push(Group {
+                    receiver,
+                    entries: Vec::new(),
+                    messages: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[at].entries.push((index, *token, connection));
+            groups[at].messages.push(message);
         }
         for group in groups {
             let outcomes = group.receiver.complete_many(&group.messages).await;
@@ -202,36 +189,6 @@ impl Connection {
             }
         }
         results
-    }
-
-    /// Sends settling dispositions, one frame per run of consecutive delivery ids on a channel
-    /// that were all accepted (AMQP's first..last range), one frame for each other outcome.
-    async fn send_replies(&mut self, mut replies: Vec<Reply>) -> Result<(), AmqpError> {
-        replies.sort_by_key(|r| (r.channel, r.delivery_id));
-        let mut replies = replies.into_iter().peekable();
-        while let Some(reply) = replies.next() {
-            let mut last = reply.delivery_id;
-            if matches!(reply.outcome, DeliveryState::Accepted(_)) {
-                while let Some(next) = replies.next_if(|n| {
-                    n.channel == reply.channel
-                        && Some(n.delivery_id) == last.checked_add(1)
-                        && matches!(n.outcome, DeliveryState::Accepted(_))
-                }) {
-                    last = next.delivery_id;
-                }
-            }
-            let disposition = Disposition {
-                role: Role::Sender,
-                first: reply.delivery_id,
-                last: (last != reply.delivery_id).then_some(last),
-                settled: true,
-                state: Some(reply.outcome),
-                batchable: false,
-            };
-            self.send(reply.channel, Performative::Disposition(disposition))
-                .await?;
-        }
-        Ok(())
     }
 
     /// Settles a lock token through the receiver that issued it. Settling a token that was

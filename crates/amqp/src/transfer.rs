@@ -184,46 +184,19 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends the delayed settled dispositions, one frame per run of consecutive delivery ids
-    /// with the same outcome.
+    /// Sends the delayed settled dispositions that are due.
     pub(crate) async fn flush_settlements(&mut self) -> Result<(), AmqpError> {
         let now = tokio::time::Instant::now();
-        let mut queued = Vec::new();
-        while let Some((due, ..)) = self.settlements.front() {
-            if *due > now {
+        let mut due = Vec::new();
+        while let Some((at, ..)) = self.settlements.front() {
+            if *at > now {
                 break;
             }
             if let Some((_, channel, id, state)) = self.settlements.pop_front() {
-                queued.push((channel, id, state));
+                due.push((channel, id, state));
             }
         }
-        let mut runs: Vec<(u16, u32, u32, DeliveryState)> = Vec::new();
-        for (channel, id, state) in queued {
-            match runs.last_mut() {
-                Some((ch, _, last, st))
-                    if *ch == channel && last.wrapping_add(1) == id && *st == state =>
-                {
-                    *last = id;
-                }
-                _ => runs.push((channel, id, id, state)),
-            }
-        }
-        for (channel, first, last, state) in runs {
-            if !self.sessions.contains_key(&channel) {
-                continue;
-            }
-            let disposition = Disposition {
-                role: Role::Receiver,
-                first,
-                last: (last != first).then_some(last),
-                settled: true,
-                state: Some(state),
-                batchable: false,
-            };
-            self.send(channel, Performative::Disposition(disposition))
-                .await?;
-        }
-        Ok(())
+        self.send_settled(Role::Receiver, due).await
     }
 
     /// Queues a reply on the client's receiving link: the one whose address is the request's
