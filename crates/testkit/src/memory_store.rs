@@ -72,14 +72,19 @@ fn apply(state: &mut State, uow: UnitOfWork) -> Result<(), StoreError> {
             )));
         }
     }
+    // Each write's expectation holds against the records as the unit's earlier writes left
+    // them, as in the real backends (a key put twice with `Expect::Absent` conflicts).
+    let mut pending: HashMap<(RecordKind, String, String), Option<i64>> = HashMap::new();
     for w in &uow.writes {
-        let current = state
-            .records
-            .get(&(w.kind, w.tenant_id.clone(), w.id.clone()));
+        let key = (w.kind, w.tenant_id.clone(), w.id.clone());
+        let current = match pending.get(&key) {
+            Some(version) => *version,
+            None => state.records.get(&key).map(|r| r.version),
+        };
         let ok = match (w.expect, current) {
             (Expect::Any, _) => true,
             (Expect::Absent, c) => c.is_none(),
-            (Expect::Version(v), Some(c)) => c.version == v,
+            (Expect::Version(v), Some(c)) => c == v,
             (Expect::Version(_), None) => false,
         };
         if !ok {
@@ -88,6 +93,8 @@ fn apply(state: &mut State, uow: UnitOfWork) -> Result<(), StoreError> {
                 w.kind, w.tenant_id, w.id
             )));
         }
+        let next = w.body.as_ref().map(|_| current.map_or(1, |v| v + 1));
+        pending.insert(key, next);
     }
     // Documents are parsed before anything changes, so the unit stays all-or-nothing.
     let bodies = uow
