@@ -144,7 +144,13 @@ pub(crate) fn text(s: &str, max: usize) -> Result<(), String> {
     if s.is_empty() {
         return Err("must not be empty".to_owned());
     }
-    if s.chars().any(char::is_control) {
+    // ASCII text needs no decoding: its control characters are the bytes below 0x20 and 0x7f.
+    let control = if s.is_ascii() {
+        s.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        s.chars().any(char::is_control)
+    };
+    if control {
         return Err(format!(
             "must not contain control characters (got {})",
             quoted(s)
@@ -160,7 +166,12 @@ pub(crate) fn text(s: &str, max: usize) -> Result<(), String> {
 /// A URI reference: identifier text without whitespace.
 pub(crate) fn uri_reference(s: &str) -> Result<(), String> {
     text(s, MAX_TEXT_CHARS)?;
-    if s.chars().any(char::is_whitespace) {
+    let space = if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0b)
+    } else {
+        s.chars().any(char::is_whitespace)
+    };
+    if space {
         return Err(format!(
             "must be a URI reference without spaces (got {})",
             quoted(s)
@@ -171,6 +182,23 @@ pub(crate) fn uri_reference(s: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_ascii_shortcuts_agree_with_the_unicode_definitions() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let s = format!("a{c}b");
+            assert_eq!(text(&s, 10).is_err(), c.is_control(), "{b:#x}");
+            if !c.is_control() {
+                assert_eq!(uri_reference(&s).is_err(), c.is_whitespace(), "{b:#x}");
+            }
+        }
+        assert!(text("a\u{85}b", 10).is_err(), "a C1 control outside ASCII");
+        assert!(
+            uri_reference("a\u{2003}b").is_err(),
+            "a Unicode space outside ASCII"
+        );
+    }
     use super::*;
 
     #[test]

@@ -126,17 +126,17 @@ impl<'a> Scanner<'a> {
         let mut i = start;
         // Eight bytes at a time: the lowest flagged lane is the first quote, backslash or
         // control byte (the lane tricks can only over-flag lanes above a real hit).
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            let mut lanes = [0u8; 8];
-            lanes.copy_from_slice(chunk);
+        for chunk in bytes[start..].chunks_exact(8) {
+            let Ok(lanes) = <[u8; 8]>::try_from(chunk) else {
+                break;
+            };
             let x = u64::from_le_bytes(lanes);
             let hits = lanes_below(x, 0x20) | lanes_equal(x, b'"') | lanes_equal(x, b'\\');
-            if hits == 0 {
-                i += 8;
-            } else {
+            if hits != 0 {
                 i += (hits.trailing_zeros() / 8) as usize;
                 break;
             }
+            i += 8;
         }
         // The last few bytes of the text, one at a time.
         while let Some(&b) = bytes.get(i) {
