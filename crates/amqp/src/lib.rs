@@ -5,7 +5,8 @@
 //! clients (the Rust `azservicebus` crate, the Python `azure-servicebus` SDK) as Service Bus
 //! does — SASL, `$cbs` put-token with SAS validation, sessions and links with real credit and
 //! settlement, 16-byte lock tokens, Service Bus annotations, and the `$management`
-//! operations (renew-lock, schedule, cancel, peek, receive deferred, update-disposition).
+//! operations (renew-lock, schedule, cancel, peek, receive deferred, update-disposition, and
+//! add-rule, remove-rule and enumerate-rules when the backend offers rule management).
 //! Configuration is [`ListenerOptions`]; SAS keys are [`SasKey`]s. `docs/amqp.md` lists what is
 //! supported and the wire facts this relies on.
 
