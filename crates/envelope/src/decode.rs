@@ -349,41 +349,30 @@ fn decode_fast(bytes: &[u8]) -> Option<Envelope> {
     let mut fields: [Option<Member<'_>>; DATA] = [None; DATA];
     let mut data = None;
     let mut extensions = Map::new();
-    if !s.eat(b'}') {
-        loop {
-            let key = s.string()?;
-            if !s.eat(b':') {
-                return None;
-            }
-            match FIELD_NAMES.iter().position(|n| *n == key) {
-                Some(DATA) => {
-                    if data.is_some() {
-                        return None;
-                    }
-                    data = Some(fast_data(&mut s, &fields)?);
+    s.members(|s, key| {
+        match FIELD_NAMES.iter().position(|n| *n == key) {
+            Some(DATA) => {
+                if data.is_some() {
+                    return None;
                 }
-                Some(i) => {
-                    if fields[i].is_some() {
-                        return None;
-                    }
-                    fields[i] = Some(Member::read(&mut s)?);
-                }
-                None => {
-                    if extensions.contains_key(key) {
-                        return None;
-                    }
-                    let value = s.value()?;
-                    extensions.insert(key.to_owned(), value);
-                }
+                data = Some(fast_data(s, &fields)?);
             }
-            if s.eat(b'}') {
-                break;
+            Some(i) => {
+                if fields[i].is_some() {
+                    return None;
+                }
+                fields[i] = Some(Member::read(s)?);
             }
-            if !s.eat(b',') {
-                return None;
+            None => {
+                if extensions.contains_key(key) {
+                    return None;
+                }
+                let value = s.value()?;
+                extensions.insert(key.to_owned(), value);
             }
         }
-    }
+        Some(())
+    })?;
     if !s.at_end() {
         return None;
     }

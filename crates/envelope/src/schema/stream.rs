@@ -235,6 +235,47 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Reads the members of an object whose `{` was just consumed, up to its `}`, calling
+    /// `member` with each name while the cursor stands before its value.
+    pub(crate) fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            member(self, key)?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// Reads the elements of an array whose `[` was just consumed, up to its `]`, calling
+    /// `element` while the cursor stands before each one.
+    fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            if self.eat(b']') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
     fn enter(&mut self) -> Option<()> {
         self.depth += 1;
         (self.depth <= MAX_DEPTH).then_some(())
@@ -249,22 +290,14 @@ impl<'a> Scanner<'a> {
                 self.enter()?;
                 self.pos += 1;
                 let mut map = Map::new();
-                if !self.eat(b'}') {
-                    loop {
-                        let key = self.string()?;
-                        if !self.eat(b':') || map.contains_key(key) {
-                            return None;
-                        }
-                        let v = self.value()?;
-                        map.insert(key.to_owned(), v);
-                        if self.eat(b'}') {
-                            break;
-                        }
-                        if !self.eat(b',') {
-                            return None;
-                        }
+                self.members(|s, key| {
+                    if map.contains_key(key) {
+                        return None;
                     }
-                }
+                    let v = s.value()?;
+                    map.insert(key.to_owned(), v);
+                    Some(())
+                })?;
                 self.depth -= 1;
                 Some(Value::Object(map))
             }
@@ -272,17 +305,10 @@ impl<'a> Scanner<'a> {
                 self.enter()?;
                 self.pos += 1;
                 let mut items = Vec::new();
-                if !self.eat(b']') {
-                    loop {
-                        items.push(self.value()?);
-                        if self.eat(b']') {
-                            break;
-                        }
-                        if !self.eat(b',') {
-                            return None;
-                        }
-                    }
-                }
+                self.elements(|s| {
+                    items.push(s.value()?);
+                    Some(())
+                })?;
                 self.depth -= 1;
                 Some(Value::Array(items))
             }
@@ -373,40 +399,29 @@ impl<'a> Scanner<'a> {
         let mut members = Vec::with_capacity(if keep { c.properties.len() } else { 0 });
         let mut seen = 0u64;
         let mut others: Vec<&'a str> = Vec::new();
-        if !self.eat(b'}') {
-            loop {
-                let key = self.string()?;
-                if !self.eat(b':') {
-                    return None;
-                }
-                let child = capture.saturating_sub(1);
-                let fact = match c.properties.iter().position(|(n, _)| n == key) {
-                    Some(i) => {
-                        if seen & (1 << i) != 0 {
-                            return None;
-                        }
-                        seen |= 1 << i;
-                        self.check(&c.properties[i].1, child)?
+        let child = capture.saturating_sub(1);
+        self.members(|s, key| {
+            let fact = match c.properties.iter().position(|(n, _)| n == key) {
+                Some(i) => {
+                    if seen & (1 << i) != 0 {
+                        return None;
                     }
-                    None => {
-                        if others.contains(&key) {
-                            return None;
-                        }
-                        others.push(key);
-                        self.check(c.additional.as_ref().unwrap_or(&ANY_NODE), child)?
+                    seen |= 1 << i;
+                    s.check(&c.properties[i].1, child)?
+                }
+                None => {
+                    if others.contains(&key) {
+                        return None;
                     }
-                };
-                if keep {
-                    members.push((Cow::Borrowed(key), fact));
+                    others.push(key);
+                    s.check(c.additional.as_ref().unwrap_or(&ANY_NODE), child)?
                 }
-                if self.eat(b'}') {
-                    break;
-                }
-                if !self.eat(b',') {
-                    return None;
-                }
+            };
+            if keep {
+                members.push((Cow::Borrowed(key), fact));
             }
-        }
+            Some(())
+        })?;
         self.depth -= 1;
         // `required` keeps only names without a schema of their own, so they are among `others`.
         let complete = c.required_mask & !seen == 0
@@ -426,18 +441,11 @@ impl<'a> Scanner<'a> {
         self.pos += 1;
         let items = c.items.as_ref().unwrap_or(&ANY_NODE);
         let mut len = 0usize;
-        if !self.eat(b']') {
-            loop {
-                self.check(items, capture.saturating_sub(1))?;
-                len += 1;
-                if self.eat(b']') {
-                    break;
-                }
-                if !self.eat(b',') {
-                    return None;
-                }
-            }
-        }
+        self.elements(|s| {
+            s.check(items, capture.saturating_sub(1))?;
+            len += 1;
+            Some(())
+        })?;
         self.depth -= 1;
         c.min_items
             .is_none_or(|min| len >= min)
