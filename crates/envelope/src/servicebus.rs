@@ -45,34 +45,52 @@ pub struct MessageProperties {
     pub application_properties: BTreeMap<String, PropertyValue>,
 }
 
+/// An application property value borrowed from the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropertyRef<'a> {
+    /// A string property.
+    Str(&'a str),
+    /// An integer property.
+    Int(i64),
+}
+
+impl PropertyRef<'_> {
+    /// The owned value.
+    pub fn to_owned_value(self) -> PropertyValue {
+        match self {
+            PropertyRef::Str(s) => PropertyValue::String(s.to_owned()),
+            PropertyRef::Int(i) => PropertyValue::Int(i),
+        }
+    }
+}
+
+/// The application properties of the message carrying `envelope`, in a fixed order, borrowed
+/// from the envelope and from `traceparent` (which must be [`Envelope::traceparent`]). This is
+/// the one definition of the mapping; [`to_message_properties`] owns a copy of it.
+pub fn application_properties<'a>(
+    envelope: &'a Envelope,
+    traceparent: &'a str,
+) -> [(&'static str, PropertyRef<'a>); 6] {
+    [
+        ("tenantId", PropertyRef::Str(&envelope.tenant_id)),
+        ("environmentId", PropertyRef::Str(&envelope.environment_id)),
+        ("eventType", PropertyRef::Str(envelope.event_type.as_str())),
+        (
+            "eventVersion",
+            PropertyRef::Int(i64::from(envelope.event_version)),
+        ),
+        ("traceparent", PropertyRef::Str(traceparent)),
+        ("Diagnostic-Id", PropertyRef::Str(traceparent)),
+    ]
+}
+
 /// The properties for sending `envelope`.
 pub fn to_message_properties(envelope: &Envelope) -> MessageProperties {
     let traceparent = envelope.traceparent();
-    let mut props = BTreeMap::new();
-    props.insert(
-        "tenantId".to_owned(),
-        PropertyValue::String(envelope.tenant_id.clone()),
-    );
-    props.insert(
-        "environmentId".to_owned(),
-        PropertyValue::String(envelope.environment_id.clone()),
-    );
-    props.insert(
-        "eventType".to_owned(),
-        PropertyValue::String(envelope.event_type.as_str().to_owned()),
-    );
-    props.insert(
-        "eventVersion".to_owned(),
-        PropertyValue::Int(i64::from(envelope.event_version)),
-    );
-    props.insert(
-        "traceparent".to_owned(),
-        PropertyValue::String(traceparent.clone()),
-    );
-    props.insert(
-        "Diagnostic-Id".to_owned(),
-        PropertyValue::String(traceparent),
-    );
+    let props = application_properties(envelope, &traceparent)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned_value()))
+        .collect();
     MessageProperties {
         message_id: envelope
             .event_id

@@ -103,9 +103,10 @@ impl Driver {
             now,
         )
         .with_subject(subject);
-        let msg = fleet_runtime::to_bus_message(&fleet_runtime::outbox_message(
+        let msg = fleet_runtime::into_bus_message(fleet_runtime::outbox_message(
             &env, "fleetctl", TOPIC, now,
-        ));
+        ))
+        .map_err(|e| LocalError::component(format!("publishing {event_type}"), e))?;
         self.sender
             .send(msg)
             .await

@@ -50,7 +50,7 @@ pub use handler::{Handler, HandlerResult, TimerHandler};
 pub use handler_error::{HandlerError, HandlerErrorKind, Outcome};
 pub use janitor::purge_once;
 pub use keyed::{KeyGuard, KeyedLocks};
-pub use outbox::{into_bus_message, outbox_message, to_bus_message};
+pub use outbox::{PropertiesError, into_bus_message, outbox_message, to_bus_message};
 pub use relay::Relay;
 pub use retry::RetryPolicy;
 pub use shared::{StatsSnapshot, WorkerStats};

@@ -110,13 +110,21 @@ impl Relay {
 
     async fn publish_rows(&self, rows: Vec<OutboxRow>) -> Result<usize, RuntimeError> {
         let mut by_destination: HashMap<String, Vec<(Uuid, Message)>> = HashMap::new();
-        for row in rows {
+        for mut row in rows {
             let id = row.message.id;
-            let destination = row.message.destination.clone();
-            by_destination
-                .entry(destination)
-                .or_default()
-                .push((id, into_bus_message(row.message)));
+            let destination = std::mem::take(&mut row.message.destination);
+            match into_bus_message(row.message) {
+                Ok(message) => by_destination
+                    .entry(destination)
+                    .or_default()
+                    .push((id, message)),
+                // A damaged row is reported and left to its lease; it never blocks the others.
+                Err(e) => OutboxPublishFailed {
+                    worker: &self.worker,
+                    error: &e.to_string(),
+                }
+                .emit(&self.metrics),
+            }
         }
         let mut published = 0;
         for (destination, messages) in by_destination {

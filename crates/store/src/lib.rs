@@ -36,7 +36,7 @@ pub use error::{StoreError, StoreErrorKind};
 pub use open::{StoreUrl, open, open_unmigrated};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use record::{
-    Document, EncodedRecord, RawRecord, Record, RecordKind, TenantBinding, Versioned,
+    Document, EncodedRecord, ObjectWriter, RawRecord, Record, RecordKind, TenantBinding, Versioned,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::{Store, StoreExt};

@@ -1,6 +1,6 @@
 //! Typed records over the one `records` document table.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -173,6 +173,92 @@ impl Document {
     pub fn decode<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
         serde_json::from_str(&self.0)
     }
+}
+
+impl Document {
+    /// A JSON object written member by member, for hot paths where building a
+    /// `serde_json::Value` or running a serializer costs more than the data is worth. Names and
+    /// string values are escaped as JSON requires, so the result is always one valid object.
+    pub fn object(build: impl FnOnce(&mut ObjectWriter)) -> Self {
+        let mut w = ObjectWriter {
+            out: String::with_capacity(256),
+            first: true,
+        };
+        w.out.push('{');
+        build(&mut w);
+        w.out.push('}');
+        Self(w.out)
+    }
+}
+
+/// Writes the members of a [`Document::object`].
+#[derive(Debug)]
+pub struct ObjectWriter {
+    out: String,
+    first: bool,
+}
+
+impl ObjectWriter {
+    fn name(&mut self, name: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        push_json_string(&mut self.out, name);
+        self.out.push(':');
+    }
+
+    /// A string member.
+    pub fn string(&mut self, name: &str, value: &str) -> &mut Self {
+        self.name(name);
+        push_json_string(&mut self.out, value);
+        self
+    }
+
+    /// An integer member.
+    pub fn int(&mut self, name: &str, value: i64) -> &mut Self {
+        self.name(name);
+        // Writing into a String cannot fail.
+        let _ = write!(self.out, "{value}");
+        self
+    }
+
+    /// A nested object member.
+    pub fn object(&mut self, name: &str, build: impl FnOnce(&mut ObjectWriter)) -> &mut Self {
+        self.name(name);
+        let mut inner = ObjectWriter {
+            out: std::mem::take(&mut self.out),
+            first: true,
+        };
+        inner.out.push('{');
+        build(&mut inner);
+        inner.out.push('}');
+        self.out = inner.out;
+        self
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if u32::from(c) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
 }
 
 impl From<serde_json::Value> for Document {

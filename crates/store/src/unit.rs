@@ -73,8 +73,8 @@ pub struct OutboxMessage {
     pub body: Vec<u8>,
     /// The body's content type.
     pub content_type: String,
-    /// Broker application properties, as a JSON object.
-    pub properties: serde_json::Value,
+    /// Broker properties, as a JSON object document; the relay maps them onto the message.
+    pub properties: Document,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
 }

@@ -8,7 +8,9 @@
 //! CPU*: the same worker over in-memory fakes of the store and the bus (`fleet-testkit`), so
 //! nearly all CPU time is the runtime's own; the figure is process CPU time (user + system,
 //! from `/proc/self/stat`) divided by the envelopes handled. The fakes' own hash-map work is
-//! included, so it is an upper bound of the runtime's cost per envelope.
+//! included, so it is an upper bound of the runtime's cost per envelope. The in-memory run is
+//! made twice: on the multi-threaded async runtime the workers use, and on a single-threaded
+//! one, whose CPU time is the per-message work without thread wake-ups and work stealing.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -78,6 +80,11 @@ struct Report {
     fake_envelopes_per_sec: f64,
     /// Process CPU per envelope with in-memory fakes: the runtime's own cost (upper bound).
     cpu_us_per_envelope_runtime: f64,
+    /// The in-memory run on a single-threaded async runtime.
+    single_thread_envelopes_per_sec: f64,
+    /// Process CPU per envelope of that run: the per-message work without I/O or thread
+    /// hand-offs (the in-memory fakes included, so an upper bound).
+    cpu_us_per_envelope_single_thread: f64,
 }
 
 /// Runs the benchmark.
@@ -98,10 +105,18 @@ pub fn run(args: RuntimeBenchArgs) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_dir_all(&dir);
         full?
     };
-    let fake = if args.only == Some(Only::Full) {
-        skipped()
+    let (fake, single) = if args.only == Some(Only::Full) {
+        (skipped(), skipped())
     } else {
-        runtime.block_on(fake_run(&args))?
+        let fake = runtime.block_on(fake_run(&args))?;
+        // The same run on one thread: no cross-thread wake-ups or work stealing, so the CPU
+        // time is the per-message work alone.
+        let single = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the single-threaded async runtime")?
+            .block_on(fake_run(&args))?;
+        (fake, single)
     };
     let n = args.messages as f64;
     let report = Report {
@@ -113,6 +128,8 @@ pub fn run(args: RuntimeBenchArgs) -> anyhow::Result<ExitCode> {
         fake_seconds: fake.seconds,
         fake_envelopes_per_sec: n / fake.seconds,
         cpu_us_per_envelope_runtime: fake.cpu_seconds / n * 1e6,
+        single_thread_envelopes_per_sec: n / single.seconds,
+        cpu_us_per_envelope_single_thread: single.cpu_seconds / n * 1e6,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -132,6 +149,10 @@ pub fn run(args: RuntimeBenchArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "runtime alone (in-memory store and bus): {:.0} envelopes/s, {:.1} µs CPU per envelope",
                 report.fake_envelopes_per_sec, report.cpu_us_per_envelope_runtime
+            );
+            println!(
+                "runtime alone on one thread: {:.0} envelopes/s, {:.1} µs CPU per envelope",
+                report.single_thread_envelopes_per_sec, report.cpu_us_per_envelope_single_thread
             );
         }
     }

@@ -214,10 +214,10 @@ fn unit(i: u32) -> UnitOfWork {
         destination: "runtime-events".to_string(),
         body: body.into_bytes(),
         content_type: "application/json".to_string(),
-        properties: serde_json::json!({
+        properties: fleet_store::Document::from(serde_json::json!({
             "tenantId": "tenant-bench", "environmentId": "env-bench",
             "eventType": "RuntimeInventoryUpdated", "eventVersion": 1
-        }),
+        })),
         created_at: now,
     });
     uow

@@ -133,7 +133,7 @@ pub fn message(worker: &str, created_at: DateTime<Utc>) -> OutboxMessage {
         destination: "runtime-events".to_string(),
         body: br#"{"eventType":"RuntimeInventoryUpdated"}"#.to_vec(),
         content_type: "application/json".to_string(),
-        properties: serde_json::json!({"tenantId": "t1", "eventVersion": 1}),
+        properties: crate::Document::from(serde_json::json!({"tenantId": "t1", "eventVersion": 1})),
         created_at,
     }
 }

@@ -44,7 +44,7 @@ pub(crate) async fn claim_outbox(
                    ORDER BY created_at, id LIMIT $4
                    FOR UPDATE SKIP LOCKED) pending
              WHERE o.id = pending.id
-             RETURNING o.id, o.worker, o.destination, o.body, o.content_type, o.properties,
+             RETURNING o.id, o.worker, o.destination, o.body, o.content_type, o.properties::text,
                        o.created_at, o.claimed_by, o.claimed_until, o.claims",
         )
         .await?;
@@ -62,7 +62,7 @@ pub(crate) async fn claim_outbox(
                     destination: r.try_get(2)?,
                     body: r.try_get(3)?,
                     content_type: r.try_get(4)?,
-                    properties: r.try_get(5)?,
+                    properties: Document::stored(r.try_get(5)?),
                     created_at: r.try_get(6)?,
                 },
                 claimed_by: r.try_get(7)?,

@@ -90,7 +90,7 @@ impl UnitStatements {
                 ),
                 c.prepare(
                     "INSERT INTO outbox (id, worker, destination, body, content_type, properties, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+                     VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7) ON CONFLICT DO NOTHING"
                 ),
                 // Rows are inserted in array order, so a key repeated within the arrays is
                 // skipped at its second occurrence, exactly as one insert after another would be.
@@ -282,7 +282,7 @@ fn checks<'a, C: GenericClient + Sync>(
                     &m.destination,
                     &m.body,
                     &m.content_type,
-                    &m.properties,
+                    &m.properties.as_str(),
                     &m.created_at,
                 ],
             )

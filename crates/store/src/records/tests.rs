@@ -130,3 +130,35 @@ fn documents_encode_decode_and_reject_what_is_not_one_json_value() {
         assert!(!err.to_string().is_empty(), "{bad:?}");
     }
 }
+
+#[test]
+fn written_objects_are_valid_json_with_every_string_escaped() {
+    let awkward = "quote \" backslash \\ newline \n tab \t bell \u{7} nul \u{0} é 🚀";
+    let doc = crate::Document::object(|o| {
+        o.string("plain", "tenant-contoso")
+            .string(awkward, awkward)
+            .int("min", i64::MIN)
+            .int("max", i64::MAX)
+            .object("empty", |_| {})
+            .object("nested", |n| {
+                n.string("a", "b").int("n", -1);
+            });
+    });
+    let value = doc.to_value().expect("valid JSON");
+    assert_eq!(
+        value,
+        json!({
+            "plain": "tenant-contoso",
+            awkward: awkward,
+            "min": i64::MIN,
+            "max": i64::MAX,
+            "empty": {},
+            "nested": {"a": "b", "n": -1}
+        })
+    );
+    // Plain strings are copied as they are, so the text is the compact serializer's.
+    let compact = crate::Document::object(|o| {
+        o.string("k", "v").int("n", 7);
+    });
+    assert_eq!(compact.as_str(), r#"{"k":"v","n":7}"#);
+}

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 use uuid::Uuid;
 
-use super::ops::{json, micros, sql_err, time, to_text, uuid};
+use super::ops::{micros, sql_err, time, to_text, uuid};
 use crate::error::StoreError;
+use crate::record::Document;
 use crate::unit::{Expect, OutboxMessage, OutboxRow, RecordWrite, UnitOfWork, messages};
 
 /// Applies one unit inside the caller's transaction or savepoint. On error the caller rolls
@@ -65,7 +66,7 @@ pub(crate) fn apply_unit(conn: &Connection, uow: &UnitOfWork) -> Result<(), Stor
                 m.destination,
                 m.body,
                 m.content_type,
-                to_text(&m.properties),
+                m.properties.as_str(),
                 micros(m.created_at)
             ])
         })
@@ -229,7 +230,7 @@ pub(crate) fn claim_outbox(
                         destination,
                         body,
                         content_type,
-                        properties: json("outbox.properties", &properties)?,
+                        properties: Document::stored(properties),
                         created_at: time("outbox.created_at", created_at)?,
                     },
                     claimed_by: by,
