@@ -39,6 +39,20 @@ fn cases<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
         b.iter(|| black_box(&decoded).payload())
     });
     group.bench_function("encode", |b| b.iter(|| black_box(&envelope).encode()));
+    group.bench_function("emitted_event_id", |b| {
+        b.iter(|| {
+            fleet_envelope::emitted_event_id(black_box(envelope.event_id), "runtime-health", 0)
+        })
+    });
+    group.bench_function("uuid_v5_of_the_same_name", |b| {
+        b.iter(|| {
+            let name = format!(
+                "emitted:{}:14:runtime-health:0",
+                black_box(envelope.event_id)
+            );
+            uuid::Uuid::new_v5(&fleet_envelope::FLEET_NAMESPACE, name.as_bytes())
+        })
+    });
     let ce = cloudevents::encode(&envelope);
     group.bench_function("decode_validate_cloudevent", |b| {
         b.iter(|| cloudevents::from_cloudevent(black_box(&ce)))

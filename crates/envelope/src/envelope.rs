@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::data::Data;
 use crate::error::EnvelopeError;
 use crate::event_type::EventType;
-use crate::ids::{emitted_event_id, push_span_hex};
+use crate::ids::{decimal, emitted_event_id, push_span_hex};
 use crate::payload::Payload;
 
 /// One event in Fleet's canonical v1 envelope (DESIGN §3).
@@ -69,7 +69,55 @@ pub const FIELD_NAMES: [&str; 13] = [
 
 /// How `occurredAt` is written: RFC 3339, `Z`, as many fraction digits as needed (0, 3, 6 or 9).
 pub(crate) fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    let mut out = Vec::with_capacity(30);
+    push_time(&mut out, t);
+    // Only ASCII digits and separators are written.
+    String::from_utf8(out).unwrap_or_else(|_| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+/// Appends `t` as `to_rfc3339_opts(SecondsFormat::AutoSi, true)` does: `Z`, and a fraction of 3,
+/// 6 or 9 digits only when it is not zero. Years outside 0–9999 take chrono's path.
+fn push_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    let Ok(year) = u32::try_from(year) else {
+        out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        return;
+    };
+    if year > 9999 {
+        out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        return;
+    }
+    let digits = |out: &mut Vec<u8>, value: u32, width: u32| {
+        for i in (0..width).rev() {
+            out.push(b'0' + (value / 10u32.pow(i) % 10) as u8);
+        }
+    };
+    digits(out, year, 4);
+    out.push(b'-');
+    digits(out, t.month(), 2);
+    out.push(b'-');
+    digits(out, t.day(), 2);
+    out.push(b'T');
+    digits(out, t.hour(), 2);
+    out.push(b':');
+    digits(out, t.minute(), 2);
+    out.push(b':');
+    // A leap second shows as second 60, its nanoseconds counted past 1,000,000,000.
+    let nanos = t.nanosecond();
+    digits(out, t.second() + nanos / 1_000_000_000, 2);
+    let nanos = nanos % 1_000_000_000;
+    if nanos != 0 {
+        out.push(b'.');
+        if nanos.is_multiple_of(1_000_000) {
+            digits(out, nanos / 1_000_000, 3);
+        } else if nanos.is_multiple_of(1_000) {
+            digits(out, nanos / 1_000, 6);
+        } else {
+            digits(out, nanos, 9);
+        }
+    }
+    out.push(b'Z');
 }
 
 impl Envelope {
@@ -172,14 +220,16 @@ impl Envelope {
         out.extend_from_slice(b"\",\"eventType\":\"");
         out.extend_from_slice(self.event_type.as_str().as_bytes());
         out.extend_from_slice(b"\",\"eventVersion\":");
-        out.extend_from_slice(self.event_version.to_string().as_bytes());
+        out.extend_from_slice(decimal(u64::from(self.event_version), &mut [0; 20]));
         member(&mut out, "source", &self.source);
         member(&mut out, "tenantId", &self.tenant_id);
         member(&mut out, "environmentId", &self.environment_id);
         if let Some(s) = &self.subject {
             member(&mut out, "subject", s);
         }
-        member(&mut out, "occurredAt", &format_time(&self.occurred_at));
+        out.extend_from_slice(b",\"occurredAt\":\"");
+        push_time(&mut out, &self.occurred_at);
+        out.push(b'"');
         member(&mut out, "traceId", &self.trace_id);
         if let Some(s) = &self.span_id {
             member(&mut out, "spanId", s);
@@ -230,7 +280,18 @@ fn member(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(b'"');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
-    json_into(out, value);
+    // Most values need no escaping: copy them as they are. A fold without early exit, which
+    // the compiler turns into a vector loop.
+    let plain = !value.bytes().fold(false, |hit, b| {
+        hit | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        json_into(out, value);
+    }
 }
 
 /// Appends `value` as JSON.
@@ -277,5 +338,62 @@ impl<'de> Deserialize<'de> for Envelope {
         let value = Value::deserialize(deserializer)?;
         let bytes = serde_json::to_vec(&value).map_err(D::Error::custom)?;
         Envelope::decode(&bytes).map_err(|e| D::Error::custom(e.to_string().replace('\n', "; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Timelike};
+    use proptest::prelude::*;
+
+    fn chrono_text(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them_at_the_edges() {
+        let cases = [
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 27, 8, 33, 9).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 6, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+        ];
+        for base in cases {
+            for nanos in [
+                0,
+                1,
+                999,
+                1_000,
+                120_000,
+                5_000_000,
+                999_999_999,
+                1_500_000_000,
+            ] {
+                let Some(t) = base.with_nanosecond(nanos) else {
+                    continue;
+                };
+                assert_eq!(format_time(&t), chrono_text(&t), "{t:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn times_are_written_as_chrono_writes_them(
+            secs in -62_167_219_200i64..253_402_300_800i64,
+            nanos in prop_oneof![
+                Just(0u32),
+                (0u32..1000).prop_map(|ms| ms * 1_000_000),
+                (0u32..1_000_000).prop_map(|us| us * 1_000),
+                0u32..2_000_000_000,
+            ],
+        ) {
+            if let Some(t) = DateTime::from_timestamp(secs, nanos) {
+                prop_assert_eq!(format_time(&t), chrono_text(&t));
+            }
+        }
     }
 }

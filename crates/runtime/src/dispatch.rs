@@ -118,7 +118,7 @@ async fn deliver<P: Send + Sync + 'static>(
     });
     let stats = shared.stats.clone();
     stats.in_flight.fetch_add(1, Ordering::Relaxed);
-    shared.metrics.in_flight_add(&shared.def.name, 1);
+    shared.in_flight.add(1);
     let work = async {
         let processed = tokio::select! {
             p = process_message(&shared, &msg) => Some(p),
@@ -147,7 +147,7 @@ async fn deliver<P: Send + Sync + 'static>(
     };
     work.instrument(span).await;
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-    shared.metrics.in_flight_add(&shared.def.name, -1);
+    shared.in_flight.add(-1);
 }
 
 /// Keeps the lock alive while a long handler runs: renews when two thirds of it have passed.

@@ -84,10 +84,11 @@ pub(crate) async fn process_message<P: Send + Sync + 'static>(
             );
         }
     };
+    let mut event_id = Uuid::encode_buffer();
     fleet_telemetry::record_envelope(
         &tracing::Span::current(),
         &env.tenant_id,
-        &env.event_id.to_string(),
+        env.event_id.hyphenated().encode_lower(&mut event_id),
         env.event_type.as_str(),
         &env.correlation_id,
     );
@@ -187,13 +188,16 @@ pub(crate) async fn process_message<P: Send + Sync + 'static>(
     let (verdict, wrote_outbox) = commit(s, &mut unit, env.event_id, &emitted, now).await;
     if matches!(verdict, Verdict::Done { dedupe: false }) {
         WorkerStats::bump(&s.stats.handled);
-        fleet_telemetry::events::MessageProcessed {
+        let event = fleet_telemetry::events::MessageProcessed {
             worker: &worker,
             event_type: env.event_type.as_str(),
             duration: handler_time,
             emitted: emitted.len(),
+        };
+        match s.processed.get(&(env.event_type, env.event_version)) {
+            Some(series) => event.emit_to(series),
+            None => event.emit(&s.metrics),
         }
-        .emit(&s.metrics);
         emitted_events(s, &emitted);
     }
     Processed {
@@ -311,10 +315,11 @@ pub(crate) async fn process_tick<P: Send + Sync + 'static>(
 
 fn emitted_events<P>(s: &Shared<P>, emitted: &[Envelope]) {
     for e in emitted {
+        let mut id = Uuid::encode_buffer();
         fleet_telemetry::events::EventEmitted {
             worker: &s.def.name,
             event_type: e.event_type.as_str(),
-            emitted_event_id: &e.event_id.to_string(),
+            emitted_event_id: e.event_id.hyphenated().encode_lower(&mut id),
         }
         .emit(&s.metrics);
     }

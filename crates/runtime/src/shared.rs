@@ -1,11 +1,13 @@
 //! State shared by the tasks of one running worker replica.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use fleet_bus::BusSender;
+use fleet_envelope::EventType;
 use fleet_store::Store;
-use fleet_telemetry::Metrics;
+use fleet_telemetry::{InFlightGauge, Metrics, ProcessedSeries};
 
 use crate::clock::Clock;
 use crate::committer::Committer;
@@ -21,6 +23,9 @@ pub(crate) struct Shared<P> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ports: Arc<P>,
     pub(crate) metrics: Metrics,
+    // Per-message series, resolved at start so the hot path does no label lookups.
+    pub(crate) in_flight: InFlightGauge,
+    pub(crate) processed: HashMap<(EventType, u32), ProcessedSeries>,
     pub(crate) keys: KeyedLocks,
     pub(crate) committer: Committer,
     pub(crate) relay: Arc<Relay>,

@@ -164,7 +164,17 @@ impl<P: Send + Sync + 'static> Worker<P> {
             metrics.clone(),
             def.name.clone(),
         ));
+        let processed = def
+            .routes
+            .keys()
+            .map(|&(event_type, version)| {
+                let series = metrics.processed_series(&def.name, event_type.as_str());
+                ((event_type, version), series)
+            })
+            .collect();
         let shared = Arc::new(Shared {
+            in_flight: metrics.in_flight_gauge(&def.name),
+            processed,
             committer: Committer::start(store.clone()),
             keys: KeyedLocks::new(),
             tenants: Default::default(),

@@ -181,7 +181,7 @@ impl Document {
     /// string values are escaped as JSON requires, so the result is always one valid object.
     pub fn object(build: impl FnOnce(&mut ObjectWriter)) -> Self {
         let mut w = ObjectWriter {
-            out: String::with_capacity(256),
+            out: String::with_capacity(512),
             first: true,
         };
         w.out.push('{');
@@ -241,7 +241,11 @@ impl ObjectWriter {
 /// Appends `s` as a JSON string literal.
 fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    // A fold without early exit, which the compiler turns into a vector loop.
+    let plain = !s.bytes().fold(false, |hit, b| {
+        hit | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
         out.push_str(s);
     } else {
         for c in s.chars() {

@@ -34,6 +34,17 @@ impl MessageProcessed<'_> {
         metrics.processed(self.worker, self.event_type);
         metrics.observe_handler_latency(self.worker, self.event_type, self.duration.as_secs_f64());
     }
+
+    /// Like [`MessageProcessed::emit`], updating series resolved beforehand with
+    /// [`Metrics::processed_series`] for this worker and event type.
+    pub fn emit_to(&self, series: &crate::metrics::ProcessedSeries) {
+        tracing::info!(
+            durationMs = millis(self.duration),
+            emitted = self.emitted,
+            "message processed"
+        );
+        series.record(self.duration.as_secs_f64());
+    }
 }
 
 /// A handler attempt returned an error.

@@ -33,4 +33,4 @@ pub use message::{
     current_traceparent, disposition, message_span, record_disposition, record_envelope,
     record_failure, traceparent_of,
 };
-pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
+pub use metrics::{InFlightGauge, METRICS_CONTENT_TYPE, Metrics, ProcessedSeries};

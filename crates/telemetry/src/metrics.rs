@@ -70,6 +70,34 @@ struct Inner {
     outbox_pending: Family<WorkerLabels, Gauge>,
 }
 
+/// `fleet_messages_in_flight` of one worker (see [`Metrics::in_flight_gauge`]). Clones update the
+/// same series.
+#[derive(Clone, Debug)]
+pub struct InFlightGauge(Gauge);
+
+impl InFlightGauge {
+    /// Adds `delta` (negative to remove).
+    pub fn add(&self, delta: i64) {
+        self.0.inc_by(delta);
+    }
+}
+
+/// `fleet_messages_processed_total` and `fleet_handler_duration_seconds` of one worker and event
+/// type (see [`Metrics::processed_series`]). Clones update the same series.
+#[derive(Clone, Debug)]
+pub struct ProcessedSeries {
+    processed: Counter,
+    latency: Histogram,
+}
+
+impl ProcessedSeries {
+    /// Counts one processed message that ran for `seconds`.
+    pub fn record(&self, seconds: f64) {
+        self.processed.inc();
+        self.latency.observe(seconds);
+    }
+}
+
 /// The metric set. Cheap to clone (an `Arc` inside); clones share the same values.
 ///
 /// Label values must come from bounded sets (worker names, catalog event types, error kinds,
@@ -234,6 +262,26 @@ impl Metrics {
         }
         drop(inner.in_flight.get_or_create(&labels));
         drop(inner.outbox_pending.get_or_create(&labels));
+    }
+
+    /// The in-flight gauge of `worker`, resolved once: updating the handle is one atomic add,
+    /// where [`Metrics::in_flight_add`] looks the series up by label every time.
+    pub fn in_flight_gauge(&self, worker: &str) -> InFlightGauge {
+        InFlightGauge(
+            self.inner
+                .in_flight
+                .get_or_create_owned(&self::worker(worker)),
+        )
+    }
+
+    /// The series [`crate::events::MessageProcessed`] updates for one worker and event type,
+    /// resolved once for the per-message path.
+    pub fn processed_series(&self, worker: &str, event_type: &str) -> ProcessedSeries {
+        let labels = self::event_type(worker, event_type);
+        ProcessedSeries {
+            processed: self.inner.processed.get_or_create_owned(&labels),
+            latency: self.inner.handler_duration.get_or_create_owned(&labels),
+        }
     }
 
     /// A message was handled and its unit of work committed.
