@@ -55,7 +55,10 @@ impl Data {
     /// The compact JSON text of a serializable value (e.g. a payload struct), without building a
     /// [`Value`] first. `None` when `value` does not serialize to JSON.
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Option<Data> {
-        let raw = serde_json::to_string(value).ok()?.into_boxed_str();
+        // Room for a typical payload up front, so the writer does not grow the buffer in steps.
+        let mut buf = Vec::with_capacity(512);
+        serde_json::to_writer(&mut buf, value).ok()?;
+        let raw = String::from_utf8(buf).ok()?.into_boxed_str();
         Some(Data {
             raw,
             value: OnceLock::new(),

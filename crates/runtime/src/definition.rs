@@ -1,7 +1,7 @@
 //! A worker's definition: its name, handlers per event type and version, timers, ordering
 //! keys and retry policy. Built once, shared by every replica task.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ impl<P> WorkerDefinition<P> {
         WorkerBuilder {
             def: WorkerDefinition {
                 name: Arc::from(name),
-                routes: HashMap::new(),
+                routes: HashMap::default(),
                 timers: Vec::new(),
                 retry: RetryPolicy::default(),
             },

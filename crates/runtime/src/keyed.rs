@@ -5,7 +5,7 @@
 //! arrival order because Tokio's mutex is fair; entries disappear when the last holder leaves, so
 //! the map only holds keys that are in flight.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;

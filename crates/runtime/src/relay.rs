@@ -6,7 +6,7 @@
 //! not yet marked (crash in between) is published again with the same `MessageId`, which broker
 //! duplicate detection and consumers' inbox dedupe absorb.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,7 +66,7 @@ impl Relay {
             bus,
             clock,
             claimer,
-            senders: Mutex::new(HashMap::new()),
+            senders: Mutex::new(HashMap::default()),
             wake: Notify::new(),
             metrics,
             worker,
@@ -109,7 +109,7 @@ impl Relay {
     }
 
     async fn publish_rows(&self, rows: Vec<OutboxRow>) -> Result<usize, RuntimeError> {
-        let mut by_destination: HashMap<String, Vec<(Uuid, Message)>> = HashMap::new();
+        let mut by_destination: HashMap<String, Vec<(Uuid, Message)>> = HashMap::default();
         for mut row in rows {
             let id = row.message.id;
             let destination = std::mem::take(&mut row.message.destination);

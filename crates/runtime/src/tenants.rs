@@ -6,7 +6,7 @@
 //! so a newly bound environment is accepted at once. The staleness bound is documented in
 //! `docs/runtime.md`.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
