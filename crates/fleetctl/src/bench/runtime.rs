@@ -2,7 +2,7 @@
 //! pipeline — decode, route, tenant guard, ordering key, dedupe, handle, group commit of inbox
 //! row + outbox row, complete, outbox relay publish + mark dispatched.
 //!
-//! Two runs. *Full*: SQLite store in a temporary directory and the emulator engine behind
+//! Two kinds of run. *Full*: SQLite store in a temporary directory and the emulator engine behind
 //! `InProcessBus` (durable, `synchronous = NORMAL`); the figure is envelopes per second from the
 //! first receive until every envelope is handled and every outbox row is dispatched. *Runtime
 //! CPU*: the same worker over in-memory fakes of the store and the bus (`fleet-testkit`), so
@@ -52,7 +52,7 @@ pub struct RuntimeBenchArgs {
     /// (and the single-threaded minimum): CPU figures on a shared machine vary between runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
     repeat: u64,
-    /// Run only one of the two runs.
+    /// Run only the full run, or only the in-memory runs (both runtimes).
     #[arg(long, value_enum)]
     only: Option<Only>,
     /// Print the figures as JSON.
