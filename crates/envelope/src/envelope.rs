@@ -75,6 +75,34 @@ pub(crate) fn format_time(t: &DateTime<Utc>) -> String {
     String::from_utf8(out).unwrap_or_else(|_| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
+/// Serializes a payload timestamp as chrono's own `Serialize` writes it, without chrono's
+/// formatter for years 0–9999 (`#[serde(serialize_with = "crate::envelope::serialize_time")]`).
+pub(crate) fn serialize_time<S: Serializer>(
+    t: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use chrono::Datelike;
+    if (0..=9999).contains(&t.year()) {
+        let mut out = Vec::with_capacity(30);
+        push_time(&mut out, t);
+        if let Ok(text) = std::str::from_utf8(&out) {
+            return serializer.serialize_str(text);
+        }
+    }
+    t.serialize(serializer)
+}
+
+/// [`serialize_time`] for an optional timestamp (with `skip_serializing_if = "Option::is_none"`).
+pub(crate) fn serialize_opt_time<S: Serializer>(
+    t: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => serialize_time(t, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// Appends `t` as `to_rfc3339_opts(SecondsFormat::AutoSi, true)` does: `Z`, and a fraction of 3,
 /// 6 or 9 digits only when it is not zero. Years outside 0–9999 take chrono's path.
 fn push_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
@@ -380,7 +408,49 @@ mod tests {
         }
     }
 
+    #[derive(serde::Serialize)]
+    struct Fast(#[serde(serialize_with = "serialize_time")] DateTime<Utc>);
+
+    #[derive(serde::Serialize)]
+    struct FastOpt(#[serde(serialize_with = "serialize_opt_time")] Option<DateTime<Utc>>);
+
+    #[test]
+    fn payload_times_serialize_as_chrono_serializes_them_at_the_edges() {
+        for t in [
+            Utc.with_ymd_and_hms(2026, 11, 27, 8, 33, 9).unwrap(),
+            Utc.with_ymd_and_hms(-1, 6, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+                .unwrap()
+                .with_nanosecond(1_500_000_000)
+                .unwrap(),
+        ] {
+            let chrono = serde_json::to_string(&t).unwrap();
+            assert_eq!(serde_json::to_string(&Fast(t)).unwrap(), chrono, "{t:?}");
+            assert_eq!(serde_json::to_string(&FastOpt(Some(t))).unwrap(), chrono);
+        }
+        assert_eq!(serde_json::to_string(&FastOpt(None)).unwrap(), "null");
+    }
+
     proptest! {
+        #[test]
+        fn payload_times_serialize_as_chrono_serializes_them(
+            secs in -62_167_219_200i64..253_402_300_800i64,
+            nanos in prop_oneof![
+                Just(0u32),
+                (0u32..1000).prop_map(|ms| ms * 1_000_000),
+                (0u32..1_000_000).prop_map(|us| us * 1_000),
+                0u32..1_000_000_000,
+            ],
+        ) {
+            if let Some(t) = DateTime::from_timestamp(secs, nanos) {
+                prop_assert_eq!(
+                    serde_json::to_string(&Fast(t)).unwrap(),
+                    serde_json::to_string(&t).unwrap()
+                );
+            }
+        }
+
         #[test]
         fn times_are_written_as_chrono_writes_them(
             secs in -62_167_219_200i64..253_402_300_800i64,

@@ -114,7 +114,9 @@ pub struct RuntimeDeploymentCompleted {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// When the worker started the rollout.
+    #[serde(serialize_with = "crate::envelope::serialize_time")]
     pub started_at: DateTime<Utc>,
     /// When it ended.
+    #[serde(serialize_with = "crate::envelope::serialize_time")]
     pub completed_at: DateTime<Utc>,
 }

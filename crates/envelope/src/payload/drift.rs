@@ -74,7 +74,9 @@ pub struct RuntimeDriftDetected {
     #[schemars(range(min = 1))]
     pub occurrences: u32,
     /// First pass that saw it.
+    #[serde(serialize_with = "crate::envelope::serialize_time")]
     pub first_seen_at: DateTime<Utc>,
     /// Latest pass that saw it.
+    #[serde(serialize_with = "crate::envelope::serialize_time")]
     pub last_seen_at: DateTime<Utc>,
 }

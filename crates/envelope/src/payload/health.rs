@@ -21,8 +21,10 @@ pub enum HealthStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Window {
     /// Inclusive start; with `serviceId` it is the worker's idempotency key.
+    #[serde(serialize_with = "crate::envelope::serialize_time")]
     pub start: DateTime<Utc>,
     /// Exclusive end.
+    #[serde(serialize_with = "crate::envelope::serialize_time")]
     pub end: DateTime<Utc>,
 }
 
@@ -118,6 +120,10 @@ pub struct ScalingPolicyApplied {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<MetricReading>,
     /// No further action on this service before this instant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::envelope::serialize_opt_time"
+    )]
     pub cooldown_until: Option<DateTime<Utc>>,
 }

@@ -61,7 +61,11 @@ pub struct SecretRotated {
     #[schemars(inner(length(min = 1)))]
     pub service_ids: Vec<String>,
     /// When the previous version will be disabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::envelope::serialize_opt_time"
+    )]
     pub previous_version_disabled_at: Option<DateTime<Utc>>,
 }
 
@@ -83,7 +87,9 @@ pub struct SecretRotationFailed {
     #[schemars(length(min = 1))]
     pub last_error: String,
     /// When the first try of this run failed.
+    #[serde(serialize_with = "crate::envelope::serialize_time")]
     pub first_failure_at: DateTime<Utc>,
     /// When the last try failed.
+    #[serde(serialize_with = "crate::envelope::serialize_time")]
     pub last_failure_at: DateTime<Utc>,
 }
