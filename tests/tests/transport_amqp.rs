@@ -44,10 +44,9 @@ async fn the_demo_over_amqp_completes_like_the_in_process_one() {
     let other = tempfile::tempdir().expect("temp dir");
     let local = run_demo(other.path(), None).await.summary;
     // Drift findings are left out of the exact comparison: whether a drift pass catches a
-    // service between two steps of the scenario (e.g. a configuration version published but not
-    // yet applied) depends on timing, in-process as well. Each such finding is remediated by one
-    // deployment, so deployments are compared net of the findings beyond the injected one. The
-    // injected image drift must be found either way.
+    // service between two steps of the scenario depends on timing, in-process as well. Each such
+    // finding is remediated by one deployment, so deployments are compared net of the findings
+    // beyond the injected one. The injected image drift must be found either way.
     let counts = |s: &fleet_local::Summary| -> Vec<(String, usize)> {
         let extra_findings = s.records["findings"]
             .iter()

@@ -23,7 +23,7 @@ use fleet_runtime::{RetryPolicy, RuntimeError, WorkerDefinition};
 use fleet_worker_support::Environments;
 use fleet_worker_support::local::LocalCloud;
 
-pub use pass::{on_event, on_timer, run_pass};
+pub use pass::{CONFIG_ROLLOUT_GRACE, on_event, on_timer, run_pass};
 pub use settings::{
     ENV_DESIRED_SOURCE, ENV_EVENT_INTERVAL_SECS, ENV_MANIFEST_DIR, ENV_PERIOD_SECS,
     ENV_PULUMI_ENVIRONMENT, ENV_PULUMI_EXPORT, Settings, desired_state_from_env,

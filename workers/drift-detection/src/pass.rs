@@ -11,7 +11,9 @@ use fleet_envelope::{Envelope, Payload};
 use fleet_runtime::{
     Expect, HandlerContext, HandlerError, HandlerErrorKind, HandlerResult, Outcome, TimerTick,
 };
-use fleet_store::records::{FindingStatus, RuntimeDriftFinding, ScalingPolicy};
+use fleet_store::records::{
+    FindingStatus, RuntimeConfiguration, RuntimeDriftFinding, ScalingPolicy,
+};
 use fleet_store::{StoreExt, Versioned};
 use fleet_worker_support::cloud_error;
 
@@ -80,7 +82,15 @@ pub async fn run_pass(
         .filter(|v| v.record.enabled)
         .map(|v| v.record.service_id)
         .collect();
+    let configurations: HashMap<String, RuntimeConfiguration> = ctx
+        .store()
+        .list::<RuntimeConfiguration>(&scope.tenant_id, Some(&scope.environment_id))
+        .await?
+        .into_iter()
+        .map(|v| (v.record.id.clone(), v.record))
+        .collect();
     let items = without_autoscaled_replicas(diff(&desired, &observed), &autoscaled);
+    let items = without_configuration_rollouts(items, &configurations, ctx.now());
     let live: HashMap<&str, &ObservedService> =
         observed.iter().map(|o| (o.id.as_str(), o)).collect();
     let mut findings: HashMap<String, Versioned<RuntimeDriftFinding>> = ctx
@@ -230,6 +240,53 @@ fn cloud_kind(stored: &str) -> DriftKind {
 /// count: for them the desired replicas are the floor the scaling-policy worker builds on, so
 /// reporting its scale-outs as drift would make remediation undo them. Fewer replicas than
 /// desired is still drift.
+/// How long after a configuration version is published a service targeted by it may still run
+/// an older version without that being drift: the configuration-sync worker is applying it,
+/// retries included. A service still behind after this is drift.
+pub const CONFIG_ROLLOUT_GRACE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Drops configuration differences that are a rollout in flight: the desired version is the
+/// configuration's latest, published less than [`CONFIG_ROLLOUT_GRACE`] ago, the service is one
+/// of its targets, and neither the service nor the sync record has reached it yet. A service
+/// the sync recorded as done but running something else is drift at once.
+fn without_configuration_rollouts(
+    items: Vec<DriftItem>,
+    configurations: &HashMap<String, RuntimeConfiguration>,
+    now: DateTime<Utc>,
+) -> Vec<DriftItem> {
+    items
+        .into_iter()
+        .filter(|item| {
+            if item.kind != DriftKind::Configuration {
+                return true;
+            }
+            let (Some(id), Some(version)) = (
+                item.desired["configurationId"].as_str(),
+                item.desired["version"].as_u64(),
+            ) else {
+                return true;
+            };
+            let Some(config) = configurations.get(id) else {
+                return true;
+            };
+            let live_behind = item.actual["configurationId"]
+                .as_str()
+                .is_none_or(|a| a == id)
+                && item.actual["version"].as_u64().is_none_or(|v| v < version);
+            let sync_behind = config
+                .applied
+                .get(&item.service_id)
+                .is_none_or(|a| a.version < version);
+            let rolling_out = config.latest_version == version
+                && config.service_ids.contains(&item.service_id)
+                && live_behind
+                && sync_behind
+                && now - config.published_at < CONFIG_ROLLOUT_GRACE;
+            !rolling_out
+        })
+        .collect()
+}
+
 fn without_autoscaled_replicas(
     items: Vec<DriftItem>,
     autoscaled: &HashSet<String>,

@@ -464,3 +464,81 @@ async fn an_autoscaled_service_above_its_desired_replicas_is_not_drift_but_below
     assert_eq!(open, vec!["svc-a".to_string(), "svc-b".to_string()]);
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_rollout_in_flight_is_not_drift_until_its_grace_runs_out() {
+    let mut w = world().await;
+    // svc-a should run cfg-a v2, published a minute ago; it still runs v1 and the sync has not
+    // recorded v2 for it. svc-b should run cfg-b v2, which the sync recorded as applied, yet it
+    // runs v1: someone changed it back.
+    let mut specs = vec![
+        ServiceSpec::new("svc-a", ENV, PlatformKind::ContainerApps, "img:1", 2),
+        ServiceSpec::new("svc-b", ENV, PlatformKind::Aks, "img:1", 1),
+    ];
+    for (spec, config) in specs.iter_mut().zip(["cfg-a", "cfg-b"]) {
+        spec.configuration_id = Some(config.into());
+        spec.config_version = Some(2);
+    }
+    fleet_sandbox::write_desired_state(w.desired.path(), &specs).expect("manifests");
+    let now = w.h.clock.now();
+    let mut unit = fleet_store::UnitOfWork::new();
+    for (service, config, applied) in [("svc-a", "cfg-a", 1), ("svc-b", "cfg-b", 2)] {
+        w.drift(Drift::Config {
+            service_id: service.into(),
+            configuration_id: Some(config.into()),
+            version: Some(1),
+        });
+        let record = records::RuntimeConfiguration {
+            id: config.into(),
+            tenant_id: TENANT.into(),
+            environment_id: ENV.into(),
+            latest_version: 2,
+            values: Default::default(),
+            service_ids: vec![service.into()],
+            applied: [(
+                service.to_string(),
+                records::AppliedConfiguration {
+                    version: applied,
+                    applied_at: now,
+                },
+            )]
+            .into(),
+            published_at: now - chrono::Duration::minutes(1),
+        };
+        unit.put(&record, fleet_store::Expect::Absent)
+            .expect("configuration");
+    }
+    w.h.store.commit(unit).await.expect("commit configurations");
+    let open = |findings: Vec<RuntimeDriftFinding>| -> Vec<(String, String)> {
+        let mut open: Vec<_> = findings
+            .into_iter()
+            .filter(|f| f.status == records::FindingStatus::Open)
+            .map(|f| (f.service_id.unwrap_or_default(), f.kind.to_string()))
+            .collect();
+        open.sort();
+        open
+    };
+
+    w.start(&[ENV]);
+    w.wait_passes(1).await;
+    assert_eq!(
+        open(w.findings(TENANT).await),
+        vec![("svc-b".to_string(), "configuration".to_string())],
+        "svc-a is being rolled out; svc-b went back after its sync"
+    );
+
+    // Past the grace period svc-a is still behind: now it is drift.
+    let passes = (fleet_worker_drift_detection::CONFIG_ROLLOUT_GRACE.num_seconds() as u64)
+        .div_ceil(PERIOD.as_secs());
+    for _ in 0..passes {
+        w.next_pass().await;
+    }
+    assert_eq!(
+        open(w.findings(TENANT).await),
+        vec![
+            ("svc-a".to_string(), "configuration".to_string()),
+            ("svc-b".to_string(), "configuration".to_string()),
+        ]
+    );
+    w.stop().await;
+}
