@@ -82,14 +82,12 @@ pub(crate) fn serialize_time<S: Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     use chrono::Datelike;
+    // Outside those years chrono's own text differs from `format_time`'s fallback.
     if (0..=9999).contains(&t.year()) {
-        let mut out = Vec::with_capacity(30);
-        push_time(&mut out, t);
-        if let Ok(text) = std::str::from_utf8(&out) {
-            return serializer.serialize_str(text);
-        }
+        serializer.serialize_str(&format_time(t))
+    } else {
+        t.serialize(serializer)
     }
-    t.serialize(serializer)
 }
 
 /// [`serialize_time`] for an optional timestamp (with `skip_serializing_if = "Option::is_none"`).

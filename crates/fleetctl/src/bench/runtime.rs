@@ -177,23 +177,20 @@ pub fn run(args: RuntimeBenchArgs) -> anyhow::Result<ExitCode> {
                 "runtime alone (in-memory store and bus): {:.0} envelopes/s, {:.1} µs CPU per envelope",
                 report.fake_envelopes_per_sec, report.cpu_us_per_envelope_runtime
             );
-            if args.repeat > 1 {
-                println!(
-                    "runtime alone on one thread: {:.0} envelopes/s, {:.1} µs CPU per envelope, {:.1} µs of it user (median of {}; lowest {:.1} µs)",
-                    report.single_thread_envelopes_per_sec,
-                    report.cpu_us_per_envelope_single_thread,
-                    report.user_us_per_envelope_single_thread,
-                    args.repeat,
-                    report.cpu_us_per_envelope_single_thread_min
-                );
+            let repeats = if args.repeat > 1 {
+                format!(
+                    " (median of {}; lowest {:.1} µs)",
+                    args.repeat, report.cpu_us_per_envelope_single_thread_min
+                )
             } else {
-                println!(
-                    "runtime alone on one thread: {:.0} envelopes/s, {:.1} µs CPU per envelope, {:.1} µs of it user",
-                    report.single_thread_envelopes_per_sec,
-                    report.cpu_us_per_envelope_single_thread,
-                    report.user_us_per_envelope_single_thread
-                );
-            }
+                String::new()
+            };
+            println!(
+                "runtime alone on one thread: {:.0} envelopes/s, {:.1} µs CPU per envelope, {:.1} µs of it user{repeats}",
+                report.single_thread_envelopes_per_sec,
+                report.cpu_us_per_envelope_single_thread,
+                report.user_us_per_envelope_single_thread
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
